@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Torch is installed first so a user can choose a build for their CUDA, e.g.
+#   make run TORCH_SPEC="torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cu126"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+DATA_DIR ?= data/synthetic-hbn
+TUH_DIR ?= data/synthetic-tuh
+CACHE_DIR ?= cache
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint install ui clean-cache
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+$(DATA_DIR)/participants.tsv: | $(STAMP)
+	$(PY) -m eegphase.synth out=$(DATA_DIR)
+
+$(TUH_DIR)/.complete: | $(STAMP)
+	$(PY) -m eegphase.synth mode=tuh out=$(TUH_DIR)
+
+run: $(STAMP) $(DATA_DIR)/participants.tsv $(TUH_DIR)/.complete
+	$(PY) -m eegphase.prepare data=hbn_tuh data.root=$(DATA_DIR) data.tuh_root=$(TUH_DIR) cache_dir=$(CACHE_DIR)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m eegphase.bench data
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+ui: $(STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+clean-cache:
+	rm -rf $(CACHE_DIR)

@@ -1,0 +1,1 @@
+"""eegphase.data."""
