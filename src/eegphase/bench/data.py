@@ -1,0 +1,162 @@
+"""``python -m eegphase.bench data``: preprocessing and window-loading throughput, side by side.
+
+1. Preprocessing, one process each, on the same 500 Hz EEGLAB files: eegphase's path (reader, polyphase
+   resample, filter at 100 Hz, atomic cache write) against a plain per-file MNE path (read, filter, resample,
+   get_data). Reported in hours of EEG per minute and as a ratio; a parallel build (n_jobs) is shown too.
+2. Window loading: batches of 256 windows (129 x 200 float32) through a DataLoader with 2 workers, from the
+   cache against slicing the same windows from numpy arrays held in RAM, same loader settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import mne
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from eegphase.bench import interleaved, write_results
+from eegphase.data.build import build_cache
+from eegphase.data.datasets import WindowDataset
+from eegphase.data.manifest import Manifest
+from eegphase.data.preprocess import PreprocessConfig
+from eegphase.data.readers import make_reader
+from eegphase.data.windows import WindowConfig, build_windows
+
+
+def plain_mne(paths: list[Path], cfg: PreprocessConfig) -> None:
+    """The per-file path a user would write with MNE alone."""
+    for path in paths:
+        raw = mne.io.read_raw_eeglab(path, preload=True, verbose=False)
+        raw.filter(cfg.l_freq, cfg.h_freq, verbose=False)
+        raw.resample(cfg.sfreq, verbose=False)
+        raw.get_data()
+
+
+class RamWindows(Dataset):
+    """The baseline: the same windows sliced from (channels, time) arrays in RAM."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], windows: pd.DataFrame):
+        self.arrays = arrays
+        self.keys = windows["key"].to_numpy()
+        self.starts = windows["start"].to_numpy()
+        self.stops = windows["stop"].to_numpy()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> dict:
+        x = self.arrays[self.keys[i]][:, self.starts[i] : self.stops[i]]
+        return {"x": torch.from_numpy(np.ascontiguousarray(x)), "index": i}
+
+
+def loader_rate(dataset: Dataset, batch_size: int, workers: int, n_batches: int, seed: int) -> float:
+    """Windows per second over ``n_batches`` shuffled batches (after one warm-up batch)."""
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, num_workers=workers, generator=generator, persistent_workers=False
+    )
+    it = iter(loader)
+    next(it)
+    start = time.perf_counter()
+    seen = 0
+    for _ in range(n_batches):
+        batch = next(it)
+        seen += batch["x"].shape[0]
+    rate = seen / (time.perf_counter() - start)
+    del it
+    return rate
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m eegphase.bench data")
+    parser.add_argument("--subjects", type=int, default=4, help="synthetic subjects (500 Hz .set files)")
+    parser.add_argument("--duration-scale", type=float, default=0.5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=None, help="keep data here instead of a temp folder")
+    args = parser.parse_args(argv)
+    mne.set_log_level("ERROR")
+    from eegphase.data.synthetic import generate_hbn
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="eegphase-bench-"))
+    raw_root = work / "hbn-set"
+    if not (raw_root / "participants.tsv").exists():
+        generate_hbn(raw_root, releases=["R1"], subjects_per_release=args.subjects, fmt="set",
+                     duration_scale=args.duration_scale, seed=0)
+    cfg = PreprocessConfig()
+    reader = make_reader("hbn", raw_root)
+    refs = [r for r in reader.discover()]
+    paths = [r.path for r in refs]
+    hours = sum(mne.io.read_raw_eeglab(p, preload=False).times[-1] for p in paths) / 3600.0
+
+    def ours() -> float:
+        cache = work / "cache-serial"
+        shutil.rmtree(cache, ignore_errors=True)
+        start = time.perf_counter()
+        build_cache([reader], cache, cfg, n_jobs=1, progress=False)
+        return hours / ((time.perf_counter() - start) / 60.0)
+
+    def plain() -> float:
+        start = time.perf_counter()
+        plain_mne(paths, cfg)
+        return hours / ((time.perf_counter() - start) / 60.0)
+
+    rates = interleaved({"plain_mne": plain, "eegphase": ours}, args.repeats)
+    cache = work / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    start = time.perf_counter()
+    manifest, _ = build_cache([reader], cache, cfg, n_jobs=args.n_jobs, progress=False)
+    parallel_rate = hours / ((time.perf_counter() - start) / 60.0)
+
+    windows = build_windows(manifest, "pretrain", WindowConfig())
+    cached = WindowDataset(cache, windows)
+    arrays = {k: np.ascontiguousarray(Manifest.load(cache).entry(k).memmap().T) for k in windows["key"].unique()}
+    in_ram = RamWindows(arrays, windows)
+    batch = min(256, len(windows))
+    loads = interleaved(
+        {
+            "ram": lambda: loader_rate(in_ram, batch, 2, args.batches, 0),
+            "cache": lambda: loader_rate(cached, batch, 2, args.batches, 0),
+        },
+        args.repeats,
+    )
+    results = {
+        "eeg_hours": hours,
+        "recordings": len(paths),
+        "preprocess_plain_mne_h_per_min": rates["plain_mne"],
+        "preprocess_eegphase_h_per_min": rates["eegphase"],
+        "preprocess_eegphase_parallel_h_per_min": parallel_rate,
+        "preprocess_n_jobs": args.n_jobs,
+        "preprocess_speedup_vs_mne": rates["eegphase"] / rates["plain_mne"],
+        "loader_ram_windows_per_s": loads["ram"],
+        "loader_cache_windows_per_s": loads["cache"],
+        "loader_ratio_vs_ram": loads["cache"] / loads["ram"],
+        "loader_batch_size": batch,
+        "windows": len(windows),
+    }
+    print(f"data: {len(paths)} recordings, {hours:.2f} h of 500 Hz EEG, {len(windows)} windows of 129x200")
+    print(f"{'measurement':<44}{'value':>12}")
+    print(f"{'preprocess, plain MNE (h EEG / min, 1 proc)':<44}{rates['plain_mne']:>12.2f}")
+    print(f"{'preprocess, eegphase (h EEG / min, 1 proc)':<44}{rates['eegphase']:>12.2f}")
+    print(f"{'preprocess, eegphase n_jobs=' + str(args.n_jobs) + ' (h EEG / min)':<44}{parallel_rate:>12.2f}")
+    print(f"{'  preprocess_speedup_vs_mne (1 proc each)':<44}{results['preprocess_speedup_vs_mne']:>12.2f}")
+    print(f"{'windows/s, numpy in RAM (2 workers)':<44}{loads['ram']:>12.0f}")
+    print(f"{'windows/s, zarr cache (2 workers)':<44}{loads['cache']:>12.0f}")
+    print(f"{'  loader_ratio_vs_ram':<44}{results['loader_ratio_vs_ram']:>12.2f}")
+    path = write_results("data", results)
+    print(f"wrote {path}")
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Everything ``python -m eegphase.prepare`` does, callable from code: cache, manifest, windows tables."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from eegphase.data.build import BuildReport, build_cache
+from eegphase.data.datasets import windows_path
+from eegphase.data.manifest import Manifest, write_parquet_atomic
+from eegphase.data.preprocess import PreprocessConfig
+from eegphase.data.sources import readers_from_config
+from eegphase.data.splits import SplitConfig, assign_splits, attach_splits
+from eegphase.data.windows import WindowConfig, build_windows
+
+log = logging.getLogger(__name__)
+
+
+def prepare(
+    data_cfg: Mapping,
+    cache_dir: str | Path,
+    preprocess_cfg: Mapping | PreprocessConfig | None = None,
+    windows_cfg: Mapping | WindowConfig | None = None,
+    split_cfg: Mapping | SplitConfig | None = None,
+    modes: Sequence[str] | None = None,
+    n_jobs: int = 1,
+    verify_checksum: bool = False,
+    progress: bool = True,
+) -> tuple[Manifest, BuildReport, dict[str, pd.DataFrame]]:
+    """Build what is missing and return the manifest, the build report and each mode's windows (with splits)."""
+    pcfg = _as(PreprocessConfig, preprocess_cfg)
+    wcfg = _as(WindowConfig, windows_cfg)
+    scfg = _as(SplitConfig, split_cfg)
+    readers = readers_from_config(data_cfg)
+    manifest, report = build_cache(readers, cache_dir, pcfg, n_jobs=n_jobs, checksum=verify_checksum, progress=progress)
+    splits = assign_splits(manifest.recordings, scfg) if len(manifest.recordings) else None
+    tables = {}
+    for mode in modes or data_cfg.get("modes", ()):
+        table = build_windows(manifest, mode, wcfg)
+        if splits is not None:
+            table = attach_splits(table, splits)
+        write_parquet_atomic(table, windows_path(cache_dir, mode))
+        tables[mode] = table
+    return manifest, report, tables
+
+
+def _as(cls, value):
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    return cls.from_mapping(value)
+
+
+def summary_table(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Windows per mode and split, with subject counts: what ``prepare`` prints."""
+    rows = []
+    for mode, table in tables.items():
+        for split in ("train", "val", "test"):
+            part = table[table["split"] == split] if "split" in table else table.iloc[:0]
+            rows.append({"mode": mode, "split": split, "windows": len(part), "subjects": part["subject"].nunique()})
+    frame = pd.DataFrame(rows)
+    return frame.pivot_table(index="mode", columns="split", values=["windows", "subjects"], aggfunc="sum").fillna(0)

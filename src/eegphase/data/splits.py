@@ -1,0 +1,83 @@
+"""Subject-level train/val/test splits: deterministic from a seed, and the same for every mode.
+
+Splits are drawn over every subject in the cache (not per mode), so a subject that is held out for
+fine-tuning is held out of pretraining and contrastive learning as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    method: str = "subject"  # "subject": random by subject; "release": by HBN release
+    seed: int = 0
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    train_releases: tuple[str, ...] = ()
+    val_releases: tuple[str, ...] = ()
+    test_releases: tuple[str, ...] = ()
+
+    @classmethod
+    def from_mapping(cls, cfg) -> SplitConfig:
+        values = dict(cfg)
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise KeyError(f"unknown split option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        for key in ("fractions", "train_releases", "val_releases", "test_releases"):
+            if key in values and values[key] is not None:
+                values[key] = tuple(values[key])
+        if values.get("method", "subject") not in ("subject", "release"):
+            raise ValueError(f"split.method must be 'subject' or 'release', got {values['method']!r}")
+        return cls(**values)
+
+
+def _split_counts(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
+    total = float(sum(fractions))
+    if total <= 0 or any(f < 0 for f in fractions):
+        raise ValueError(f"split fractions must be non-negative and not all zero, got {list(fractions)}")
+    n_val = int(round(n * fractions[1] / total))
+    n_test = int(round(n * fractions[2] / total))
+    # Small datasets: keep at least one subject in every requested split while train keeps one too.
+    if fractions[1] > 0 and n_val == 0 and n >= 3:
+        n_val = 1
+    if fractions[2] > 0 and n_test == 0 and n >= 3:
+        n_test = 1
+    return n - n_val - n_test, n_val, n_test
+
+
+def assign_splits(subjects: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
+    """Return ``subjects`` (columns dataset, subject[, release]) with a ``split`` column."""
+    table = subjects[[c for c in ("dataset", "subject", "release") if c in subjects]].drop_duplicates(
+        ["dataset", "subject"]
+    )
+    table = table.sort_values(["dataset", "subject"], ignore_index=True)
+    if cfg.method == "release":
+        lookup = {r: s for s, rel in zip(SPLITS, (cfg.train_releases, cfg.val_releases, cfg.test_releases)) for r in rel}
+        if "release" not in table:
+            raise ValueError("split.method=release needs a 'release' column in the subject table")
+        table["split"] = table["release"].astype(str).map(lookup)
+        return table.dropna(subset=["split"]).reset_index(drop=True)
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(table))
+    n_train, n_val, _ = _split_counts(len(table), cfg.fractions)
+    labels = np.empty(len(table), dtype=object)
+    labels[order[:n_train]] = "train"
+    labels[order[n_train : n_train + n_val]] = "val"
+    labels[order[n_train + n_val :]] = "test"
+    table["split"] = labels
+    return table
+
+
+def attach_splits(windows: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
+    """Add the ``split`` of each window's subject; windows whose subject has no split are dropped."""
+    merged = windows.drop(columns=["split"], errors="ignore").merge(
+        splits[["dataset", "subject", "split"]], on=["dataset", "subject"], how="inner"
+    )
+    return merged
