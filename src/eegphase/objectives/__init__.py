@@ -1,1 +1,5 @@
-"""eegphase.objectives."""
+"""eegphase.objectives: training losses and evaluation metrics, written against plain tensors.
+
+masked_modeling (LaBraM), jepa (SignalJEPA), infonce + movie_pairs (movie contrastive), regression +
+multitask (NaN-masked targets and their weighted sum), metrics (NRMSE, challenge score, balanced accuracy).
+"""

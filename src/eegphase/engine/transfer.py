@@ -1,0 +1,166 @@
+"""Phase transitions: load a pretrained encoder into a new model, and freeze it for the first epochs.
+
+A checkpoint is a plain dict whose "model" entry is a state dict (a bare state dict of tensors is accepted
+too, e.g. exported weights). Keys written by a compiled or DDP-wrapped model carry ``_orig_mod.`` /
+``module.``; those are stripped. The encoder may sit under a prefix such as ``encoder.``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from eegphase.engine.checkpoint import load_checkpoint
+from eegphase.engine.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+AUTO_PREFIX = "encoder."
+
+
+@dataclass
+class LoadReport:
+    """What happened to each key: ``loaded`` into the model, ``missing`` from the checkpoint, ``unexpected``
+    in it, or ``skipped_shape`` (key -> (checkpoint shape, model shape)) when shape mismatches are allowed."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    skipped_shape: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+
+
+def clean_key(key: str) -> str:
+    """Drop the ``module.`` (DDP) prefix and every ``_orig_mod.`` (torch.compile) component of a key."""
+    while key.startswith(_WRAPPER_PREFIXES):
+        key = key.removeprefix("module.").removeprefix("_orig_mod.")
+    return key.replace("._orig_mod.", ".")
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module under torch.compile / DDP wrappers, whose state-dict keys carry no wrapper prefix."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def _state_dict_of(checkpoint: Mapping[str, object], path: Path) -> dict[str, torch.Tensor]:
+    if "model" in checkpoint:
+        state = checkpoint["model"]
+        if not isinstance(state, Mapping):
+            raise CheckpointError(
+                f"checkpoint {path}: 'model' holds a {type(state).__name__}, not a state dict"
+            )
+    elif checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        state = checkpoint
+    else:
+        raise CheckpointError(
+            f"checkpoint {path} has no 'model' state dict (keys: {sorted(map(str, checkpoint))[:10]})"
+        )
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(
+            f"checkpoint {path}: state-dict entries that are not tensors: {not_tensors[:5]}"
+        )
+    return {clean_key(str(k)): v for k, v in state.items()}
+
+
+def _select_prefix(state: dict[str, torch.Tensor], prefix: str | None, path: Path) -> dict[str, torch.Tensor]:
+    if prefix is None:
+        prefix = AUTO_PREFIX if any(k.startswith(AUTO_PREFIX) for k in state) else ""
+    if not prefix:
+        return state
+    selected = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if not selected:
+        raise CheckpointError(
+            f"checkpoint {path} has no key starting with {prefix!r} (first keys: {sorted(state)[:5]})"
+        )
+    return selected
+
+
+def load_encoder_weights(
+    model: nn.Module,
+    path: str | Path,
+    strict_shapes: bool = True,
+    prefix: str | None = None,
+    *,
+    allow_shape_mismatch: bool = False,
+) -> LoadReport:
+    """Load the encoder weights found in the checkpoint at ``path`` into ``model``; return what was loaded.
+
+    ``prefix``: the encoder's key prefix in the checkpoint ("encoder."), "" for the whole state dict, None
+    to use "encoder." when such keys exist and the whole state dict otherwise. A shape mismatch raises a
+    CheckpointError naming the key and both shapes, unless ``strict_shapes=False`` or
+    ``allow_shape_mismatch=True``, in which case those keys are skipped and reported. Missing and
+    unexpected keys never raise; they are returned and logged.
+    """
+    path = Path(path)
+    try:
+        checkpoint = load_checkpoint(path, map_location="cpu")
+    except CheckpointError:
+        raise
+    except Exception as err:  # arbitrary bytes can make the weights-only unpickler fail in many ways
+        raise CheckpointError(f"{path} is not a readable checkpoint: {type(err).__name__}: {err}") from err
+    state = _select_prefix(_state_dict_of(checkpoint, path), prefix, path)
+    target = unwrap_model(model)
+    own = target.state_dict()
+    report = LoadReport()
+    usable: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key not in own:
+            report.unexpected.append(key)
+        elif value.shape != own[key].shape:
+            if strict_shapes and not allow_shape_mismatch:
+                raise CheckpointError(
+                    f"checkpoint {path}: shape mismatch for {key!r}: "
+                    f"checkpoint {tuple(value.shape)} vs model {tuple(own[key].shape)}"
+                )
+            report.skipped_shape[key] = (tuple(value.shape), tuple(own[key].shape))
+        else:
+            usable[key] = value
+    report.missing = [k for k in own if k not in usable and k not in report.skipped_shape]
+    report.loaded = sorted(usable)
+    target.load_state_dict(usable, strict=False)
+    log.info("loaded %d tensors from %s", len(report.loaded), path)
+    if report.missing:
+        log.warning("%d keys missing from %s: %s", len(report.missing), path, report.missing[:20])
+    if report.unexpected:
+        log.warning("%d unexpected keys in %s: %s", len(report.unexpected), path, report.unexpected[:20])
+    for key, (theirs, ours) in report.skipped_shape.items():
+        log.warning("skipped %s from %s: checkpoint shape %s, model shape %s", key, path, theirs, ours)
+    return report
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    """Freeze (False) or unfreeze (True) every parameter of ``module``."""
+    for param in module.parameters():
+        param.requires_grad_(flag)
+
+
+@dataclass(frozen=True)
+class FreezeSchedule:
+    """The encoder stays frozen for the first ``freeze_epochs`` epochs (0-based), then trains."""
+
+    freeze_epochs: int = 2
+
+    def __post_init__(self) -> None:
+        if self.freeze_epochs < 0:
+            raise ValueError(f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
+
+    def frozen(self, epoch: int) -> bool:
+        return epoch < self.freeze_epochs
+
+    def apply(self, encoder: nn.Module, epoch: int) -> bool:
+        """Set the encoder's ``requires_grad`` for ``epoch``; returns whether it is frozen."""
+        is_frozen = self.frozen(epoch)
+        set_requires_grad(encoder, not is_frozen)
+        return is_frozen

@@ -1,0 +1,126 @@
+"""LaBraM's masked EEG modelling objective: predict the tokenizer's code index of each masked patch.
+
+Half of the patches are masked and, with symmetric masking, the inverse mask is trained as a second view
+of the same batch, so every patch is a prediction target once per step. The loss is the cross-entropy on
+code indices at masked positions; masked accuracy is returned for logging.
+
+The masks come from :mod:`eegphase.models.masking` (re-exported here as ``symmetric_masks``). The cheapest
+way to run both views is one forward of the batch stacked twice with ``cat([mask, ~mask])``;
+``models.heads.CodePredictionHead`` then returns logits gathered at the masked rows, which
+:func:`split_stacked_logits` cuts back into the two views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from eegphase.models.masking import random_patch_mask, symmetric_patch_masks
+
+symmetric_masks = symmetric_patch_masks
+__all__ = [
+    "MaskedModelingResult",
+    "masked_code_loss",
+    "masked_modeling_loss",
+    "random_patch_mask",
+    "split_stacked_logits",
+    "symmetric_masked_modeling_loss",
+    "symmetric_masks",
+]
+
+
+@dataclass
+class MaskedModelingResult:
+    """``loss`` to backpropagate; ``accuracy`` (detached) over the masked positions; per-view parts."""
+
+    loss: torch.Tensor
+    accuracy: torch.Tensor
+    n_masked: int
+    view_losses: tuple[torch.Tensor, ...] = ()
+
+    def log_dict(self, prefix: str = "mem/") -> dict[str, float]:
+        out = {f"{prefix}loss": float(self.loss.detach()), f"{prefix}accuracy": float(self.accuracy)}
+        out.update({f"{prefix}loss_view{i}": float(v) for i, v in enumerate(self.view_losses)})
+        return out
+
+
+def masked_code_loss(
+    logits: torch.Tensor, target_codes: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy and accuracy of code predictions at masked positions.
+
+    With ``mask`` (B, N) bool and ``target_codes`` (B, N), ``logits`` is either (B, N, K) for every patch or
+    (M, K) already gathered at the masked patches in row-major order (M = mask.sum()). Without ``mask``,
+    ``logits`` (M, K) and ``target_codes`` (M,) are matched row by row.
+    """
+    if mask is not None:
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask must be boolean, got {mask.dtype}")
+        if mask.shape != target_codes.shape:
+            raise ValueError(
+                f"mask {tuple(mask.shape)} and codes {tuple(target_codes.shape)} differ in shape"
+            )
+        if logits.dim() == 3:
+            if logits.shape[:2] != mask.shape:
+                raise ValueError(f"logits {tuple(logits.shape)} do not match the mask {tuple(mask.shape)}")
+            logits = logits[mask]
+        target_codes = target_codes[mask]
+    if logits.dim() != 2 or logits.shape[0] != target_codes.shape[0] or target_codes.dim() != 1:
+        raise ValueError(
+            f"expected logits (M, K) for M targets, got logits {tuple(logits.shape)} and "
+            f"{tuple(target_codes.shape)} targets"
+        )
+    if target_codes.numel() == 0:
+        raise ValueError("no masked positions: the mask selects nothing to predict")
+    target_codes = target_codes.long()
+    loss = F.cross_entropy(logits.float(), target_codes)
+    accuracy = (logits.detach().argmax(dim=-1) == target_codes).float().mean()
+    return loss, accuracy
+
+
+def split_stacked_logits(logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut the gathered logits of a stacked batch (masks ``cat([mask, ~mask])``) into the two views."""
+    n_first = int(mask.sum())
+    if logits.shape[0] != mask.numel():
+        raise ValueError(
+            f"stacked logits have {logits.shape[0]} rows, expected {mask.numel()} (every patch masked once)"
+        )
+    return logits[:n_first], logits[n_first:]
+
+
+def symmetric_masked_modeling_loss(
+    logits_view: torch.Tensor,
+    logits_inverse_view: torch.Tensor,
+    target_codes: torch.Tensor,
+    mask: torch.Tensor,
+) -> MaskedModelingResult:
+    """LaBraM's symmetric objective: loss(view, mask) + loss(inverse view, ~mask).
+
+    ``logits_view`` is the model's output when the patches in ``mask`` are hidden, ``logits_inverse_view``
+    when those in ``~mask`` are; each is (B, N, K) or gathered at its masked rows (see masked_code_loss).
+    The two losses are summed (as in LaBraM's training code); accuracy counts every masked prediction of
+    both views.
+    """
+    loss_a, acc_a = masked_code_loss(logits_view, target_codes, mask)
+    loss_b, acc_b = masked_code_loss(logits_inverse_view, target_codes, ~mask)
+    n_a = int(mask.sum())
+    n_b = int((~mask).sum())
+    accuracy = (acc_a * n_a + acc_b * n_b) / (n_a + n_b)
+    return MaskedModelingResult(
+        loss=loss_a + loss_b,
+        accuracy=accuracy,
+        n_masked=n_a + n_b,
+        view_losses=(loss_a.detach(), loss_b.detach()),
+    )
+
+
+def masked_modeling_loss(
+    logits: torch.Tensor, target_codes: torch.Tensor, mask: torch.Tensor
+) -> MaskedModelingResult:
+    """One-view variant (no symmetric masking), same result type."""
+    loss, accuracy = masked_code_loss(logits, target_codes, mask)
+    return MaskedModelingResult(
+        loss=loss, accuracy=accuracy, n_masked=int(mask.sum()), view_losses=(loss.detach(),)
+    )

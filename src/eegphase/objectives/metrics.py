@@ -1,0 +1,68 @@
+"""EEG Foundation Challenge metrics: NRMSE per challenge, the overall score, balanced accuracy.
+
+Inputs may be numpy arrays, lists or torch tensors; everything is computed in float64 numpy so that the
+numbers match the challenge's own scoring code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+CHALLENGE1_WEIGHT = 0.3
+CHALLENGE2_WEIGHT = 0.7
+
+
+def _to_numpy(values: Any, name: str) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty: cannot compute a metric on no samples")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} holds {int(np.sum(~np.isfinite(array)))} NaN or infinite values")
+    return array
+
+
+def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    true = _to_numpy(y_true, "y_true")
+    pred = _to_numpy(y_pred, "y_pred")
+    if true.shape != pred.shape:
+        raise ValueError(f"y_true has {true.size} values but y_pred has {pred.size}")
+    return true, pred
+
+
+def rmse(y_true: Any, y_pred: Any) -> float:
+    true, pred = _pair(y_true, y_pred)
+    return float(np.sqrt(np.mean((true - pred) ** 2)))
+
+
+def nrmse(y_true: Any, y_pred: Any) -> float:
+    """RMSE / std(y_true) with the population std (ddof=0); predicting the mean scores 1.0."""
+    true, pred = _pair(y_true, y_pred)
+    spread = float(np.std(true))
+    if spread == 0.0:
+        raise ValueError(
+            f"y_true has zero variance (all {true.size} values equal {true[0]}): NRMSE is undefined"
+        )
+    return float(np.sqrt(np.mean((true - pred) ** 2))) / spread
+
+
+def challenge_score(c1: float, c2: float) -> float:
+    """Overall challenge score 0.3 * C1 + 0.7 * C2 (both NRMSE; lower is better)."""
+    for name, value in (("c1", c1), ("c2", c2)):
+        if not np.isfinite(value):
+            raise ValueError(f"{name} is not finite: {value}")
+    return CHALLENGE1_WEIGHT * float(c1) + CHALLENGE2_WEIGHT * float(c2)
+
+
+def balanced_accuracy(y_true: Any, y_pred: Any) -> float:
+    """Mean per-class recall over the classes present in ``y_true`` (as scikit-learn's default)."""
+    true, pred = _pair(y_true, y_pred)
+    recalls = [float(np.mean(pred[true == label] == label)) for label in np.unique(true)]
+    return float(np.mean(recalls))
