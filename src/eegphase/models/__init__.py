@@ -1,1 +1,4 @@
-"""eegphase.models."""
+"""eegphase.models: LaBraM (+ VQ-NSP tokenizer), EEGNeX, SignalJEPA, heads and channel adapters.
+
+Build by name through :func:`eegphase.models.registry.build_encoder`.
+"""

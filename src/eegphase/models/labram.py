@@ -1,0 +1,213 @@
+"""LaBraM (Jiang et al., ICLR 2024): a transformer over 1 s single-channel EEG patches.
+
+Input (B, C, T) is cut into P = T / patch_size patches per channel; tokens are ordered channel-major
+(token c * P + p is channel c, patch p). Each token = temporal-conv patch embedding + spatial embedding
+of its electrode (an index into :mod:`eegphase.models.electrodes`) + temporal embedding of its patch.
+
+API used by the objectives:
+- ``forward(x, ch_idx=None, mask=None, return_all_tokens=False)``: pooled embedding (B, D), or the
+  normalised patch tokens (B, C*P, D) when ``return_all_tokens``.
+- ``mask`` (B, C*P) bool, True = masked: those patch embeddings are replaced by a learned mask token
+  before the transformer (masked EEG modelling); feed the tokens to ``heads.CodePredictionHead``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.layers import trunc_normal_
+from torch import nn
+
+from eegphase.models import electrodes
+from eegphase.models.transformer import Block, init_transformer_weights, rescale_residual_projections
+
+
+class ChannelsLastGroupNorm(nn.Module):
+    """GroupNorm for (M, T, C) activations, so the conv stack never transposes to channels-first."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_groups, self.eps = num_groups, eps
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m, t, c = x.shape
+        grouped = x.view(m, t, self.num_groups, c // self.num_groups).float()
+        var, mean = torch.var_mean(grouped, dim=(1, 3), keepdim=True, unbiased=False)
+        normed = ((grouped - mean) * torch.rsqrt(var + self.eps)).view(m, t, c).to(x.dtype)
+        return torch.addcmul(self.bias.to(x.dtype), normed, self.weight.to(x.dtype))
+
+
+class UnfoldConv1d(nn.Module):
+    """A 1-D convolution on channels-last (M, T, C_in) input as one unfold + one GEMM.
+
+    Same maths and FLOPs as ``nn.Conv1d`` (weight kept as (out, in * kernel)), but a single large
+    GEMM instead of a convolution over millions of tiny (1 x 100) signals.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.linear = nn.Linear(in_channels * kernel_size, out_channels)
+
+    def output_length(self, length: int) -> int:
+        return (length + 2 * self.padding - self.kernel_size) // self.stride + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, 0, self.padding, self.padding))  # pad the time axis of (M, T, C)
+        windows = x.unfold(1, self.kernel_size, self.stride)  # (M, T_out, C_in, kernel)
+        return self.linear(windows.flatten(2))
+
+
+class TemporalConvPatchEmbed(nn.Module):
+    """LaBraM's temporal conv: Conv 1->8 (k15, s8, p7) + GroupNorm(4) + GELU, then two (k3) conv blocks.
+
+    The (T_out * 8) features are projected to ``embed_dim`` when they differ (104 -> 200 for
+    100-sample patches; the paper's 200-sample patches give exactly 200 and need no projection).
+    """
+
+    def __init__(self, patch_size: int, embed_dim: int, conv_channels: int = 8, groups: int = 4):
+        super().__init__()
+        self.patch_size = patch_size
+        self.conv1 = UnfoldConv1d(1, conv_channels, kernel_size=15, stride=8, padding=7)
+        self.norm1 = ChannelsLastGroupNorm(groups, conv_channels)
+        self.conv2 = UnfoldConv1d(conv_channels, conv_channels, kernel_size=3, stride=1, padding=1)
+        self.norm2 = ChannelsLastGroupNorm(groups, conv_channels)
+        self.conv3 = UnfoldConv1d(conv_channels, conv_channels, kernel_size=3, stride=1, padding=1)
+        self.norm3 = ChannelsLastGroupNorm(groups, conv_channels)
+        n_features = self.conv1.output_length(patch_size) * conv_channels
+        self.proj = nn.Linear(n_features, embed_dim) if n_features != embed_dim else nn.Identity()
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """patches: (..., patch_size) -> (..., embed_dim)."""
+        lead = patches.shape[:-1]
+        x = patches.reshape(-1, self.patch_size, 1)
+        x = F.gelu(self.norm1(self.conv1(x)))
+        x = F.gelu(self.norm2(self.conv2(x)))
+        x = F.gelu(self.norm3(self.conv3(x)))
+        return self.proj(x.flatten(1)).view(*lead, -1)
+
+
+class SpatioTemporalEmbedding(nn.Module):
+    """Learned electrode (spatial) and patch-position (temporal) embeddings; index 0 of each is the cls's."""
+
+    def __init__(self, dim: int, n_electrodes: int, max_time_patches: int):
+        super().__init__()
+        self.max_time_patches = max_time_patches
+        self.spatial = nn.Parameter(torch.zeros(n_electrodes + 1, dim))
+        self.temporal = nn.Parameter(torch.zeros(max_time_patches + 1, dim))
+        trunc_normal_(self.spatial, std=0.02)
+        trunc_normal_(self.temporal, std=0.02)
+
+    def forward(self, ch_idx: torch.Tensor, n_patches: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """ch_idx (B, C) -> (patch addend (B, C*P, D), cls addend (1, 1, D))."""
+        if n_patches > self.max_time_patches:
+            raise ValueError(
+                f"{n_patches} patches per channel exceed max_time_patches={self.max_time_patches}"
+            )
+        if not torch.compiler.is_compiling() and int(ch_idx.max()) >= self.spatial.shape[0] - 1:
+            raise ValueError(f"ch_idx holds {int(ch_idx.max())}, the table has {self.spatial.shape[0] - 1}")
+        spatial = self.spatial[ch_idx + 1]  # (B, C, D)
+        temporal = self.temporal[1 : n_patches + 1]  # (P, D)
+        patch = (spatial.unsqueeze(2) + temporal).flatten(1, 2)
+        return patch, (self.spatial[0] + self.temporal[0]).view(1, 1, -1)
+
+
+def resolve_ch_idx(
+    ch_idx: torch.Tensor | None, batch: int, n_chans: int, device: torch.device
+) -> torch.Tensor:
+    """(C,) or (B, C) electrode indices -> (B, C); None means the HydroCel order arange(C)."""
+    if ch_idx is None:
+        ch_idx = torch.arange(n_chans, device=device)
+    ch_idx = ch_idx.to(device=device, dtype=torch.long)
+    if ch_idx.shape[-1] != n_chans:
+        raise ValueError(f"ch_idx has {ch_idx.shape[-1]} entries but the input has {n_chans} channels")
+    return ch_idx.expand(batch, n_chans)
+
+
+class LaBraM(nn.Module):
+    """LaBraM encoder. Sizes: see ``registry.LABRAM_SIZES`` (base 200/12/10 ~5.8M params)."""
+
+    def __init__(
+        self,
+        n_chans: int = 129,
+        n_times: int = 200,
+        patch_size: int = 100,
+        embed_dim: int = 200,
+        depth: int = 12,
+        num_heads: int = 10,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = False,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        init_values: float | None = 0.1,
+        max_time_patches: int = 16,
+        n_electrodes: int | None = None,
+        pooling: str = "mean",
+    ):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        self.n_chans, self.n_times, self.patch_size = n_chans, n_times, patch_size
+        self.embed_dim, self.pooling = embed_dim, pooling
+        self.patch_embed = TemporalConvPatchEmbed(patch_size, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = SpatioTemporalEmbedding(
+            embed_dim, n_electrodes or electrodes.n_electrodes(), max_time_patches
+        )
+        self.pos_drop = nn.Dropout(drop_rate)
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, True, drop_rate, attn_drop_rate, r, init_values)
+            for r in rates
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.apply(init_transformer_weights)
+        trunc_normal_(self.cls_token, std=0.02)
+        trunc_normal_(self.mask_token, std=0.02)
+        rescale_residual_projections(self.blocks)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, C, P, patch_size); T must be a multiple of the patch size."""
+        b, c, t = x.shape
+        if t % self.patch_size:
+            raise ValueError(f"n_times={t} is not a multiple of patch_size={self.patch_size}")
+        return x.view(b, c, t // self.patch_size, self.patch_size)
+
+    def encode(
+        self, x: torch.Tensor, ch_idx: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """All tokens after the final norm: (B, 1 + C*P, D), the cls token first."""
+        if x.dim() != 3:
+            raise ValueError(f"expected input (batch, channels, times), got shape {tuple(x.shape)}")
+        b, c, _ = x.shape
+        patches = self.patchify(x)
+        tokens = self.patch_embed(patches).flatten(1, 2)  # (B, C*P, D)
+        if mask is not None:
+            if mask.shape != tokens.shape[:2]:
+                raise ValueError(f"mask shape {tuple(mask.shape)} != tokens {tuple(tokens.shape[:2])}")
+            tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
+        patch_pos, cls_pos = self.pos_embed(resolve_ch_idx(ch_idx, b, c, x.device), patches.shape[2])
+        tokens = torch.cat(
+            [(self.cls_token + cls_pos).expand(b, -1, -1).to(tokens.dtype), tokens + patch_pos], 1
+        )
+        tokens = self.pos_drop(tokens)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        ch_idx: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        return_all_tokens: bool = False,
+    ) -> torch.Tensor:
+        """Embedding (B, D) (mean of patch tokens, or cls), or patch tokens (B, C*P, D)."""
+        tokens = self.encode(x, ch_idx, mask)
+        if return_all_tokens:
+            return tokens[:, 1:]
+        return tokens[:, 1:].mean(1) if self.pooling == "mean" else tokens[:, 0]

@@ -1,0 +1,97 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from eegphase.models.heads import CodePredictionHead
+from eegphase.models.labram import LaBraM
+from eegphase.models.masking import random_patch_mask, symmetric_patch_masks
+from eegphase.models.registry import LABRAM_SIZES, build_encoder
+
+from .helpers import fixed_batch, train
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize(
+    ("size", "expected", "tolerance"), [("base", 5.8e6, 0.05), ("large", 46e6, 0.10), ("huge", 369e6, 0.10)]
+)
+def test_parameter_counts_match_the_paper(size, expected, tolerance):
+    with torch.device("meta"):
+        model = build_encoder("labram", size=size)
+    assert abs(n_params(model) - expected) / expected < tolerance
+
+
+def test_tiny_shapes_pooled_tokens_and_masked():
+    model = build_encoder("labram_tiny").eval()
+    x = fixed_batch(3)
+    dim = LABRAM_SIZES["tiny"]["embed_dim"]
+    assert model(x).shape == (3, dim)
+    tokens = model(x, return_all_tokens=True)
+    assert tokens.shape == (3, 129 * 2, dim)
+    mask = random_patch_mask(3, 258, 0.5, generator=torch.Generator().manual_seed(1))
+    assert mask.sum(1).tolist() == [129, 129, 129]
+    masked_tokens = model(x, mask=mask, return_all_tokens=True)
+    assert masked_tokens.shape == tokens.shape
+    assert not torch.allclose(masked_tokens, tokens)
+    # a masked patch's content is invisible: changing it leaves the masked forward unchanged
+    x2 = x.clone().view(3, 129, 2, 100)
+    x2[0, 0, 0] += 5.0  # token 0 of sample 0
+    mask[0, 0] = True
+    a = model(x, mask=mask, return_all_tokens=True)
+    b = model(x2.view(3, 129, 200), mask=mask, return_all_tokens=True)
+    torch.testing.assert_close(a, b)
+
+
+def test_cls_pooling_and_channel_subsets():
+    model = LaBraM(n_chans=19, embed_dim=32, depth=1, num_heads=2, pooling="cls").eval()
+    x = fixed_batch(2, n_chans=19, n_times=300)
+    ch_idx = torch.arange(129, 148)  # 10-20 part of the electrode table
+    assert model(x, ch_idx=ch_idx).shape == (2, 32)
+    assert model(x, ch_idx=ch_idx, return_all_tokens=True).shape == (2, 19 * 3, 32)
+    # the spatial embedding is used: another electrode set gives other embeddings
+    assert not torch.allclose(model(x, ch_idx=ch_idx), model(x, ch_idx=torch.arange(19)))
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = build_encoder("labram_tiny")
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        model(torch.randn(1, 129, 150))
+    with pytest.raises(ValueError, match="ch_idx has 5 entries"):
+        model(torch.randn(1, 129, 200), ch_idx=torch.arange(5))
+    with pytest.raises(ValueError, match="max_time_patches"):
+        model(torch.randn(1, 2, 1800))
+
+
+def test_symmetric_masks_are_complements():
+    mask, inverse = symmetric_patch_masks(4, 10, 0.5)
+    assert torch.equal(mask, ~inverse)
+    assert mask.sum().item() == 20
+
+
+def test_masked_code_prediction_overfits_a_tiny_batch():
+    torch.manual_seed(0)
+    model = build_encoder("labram_tiny")
+    head = CodePredictionHead(model.embed_dim, n_codes=16)
+    x = fixed_batch(2, n_chans=8)
+    codes = torch.randint(0, 16, (2, 16))
+    mask, inverse = symmetric_patch_masks(2, 16, 0.5, generator=torch.Generator().manual_seed(0))
+    x2, mask2, codes2 = torch.cat([x, x]), torch.cat([mask, inverse]), torch.cat([codes, codes])
+
+    def loss():
+        logits = head(model(x2, mask=mask2, return_all_tokens=True), mask2)
+        assert logits.shape == (32, 16)  # 4 rows x 8 masked tokens
+        return F.cross_entropy(logits, codes2[mask2])
+
+    first, last = train([*model.parameters(), *head.parameters()], loss, steps=40, lr=1e-2)
+    assert last < first / 10
+
+
+def test_runs_under_bf16_autocast():
+    model = build_encoder("labram_tiny")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(fixed_batch(2))
+    out.float().sum().backward()
+    assert torch.isfinite(out).all()
+    assert all(p.grad is not None for p in model.blocks.parameters())
