@@ -15,9 +15,14 @@ from eegphase.data.recording import RecordingRef
 
 def _recording(seed: int = 0, n_times: int = 500) -> PreprocessedRecording:
     rng = np.random.default_rng(seed)
-    events = pd.DataFrame({"onset": [0.5, 1.5], "duration": [0.0, 0.0], "value": ["a", "b"], "feedback": ["x", None]})
+    events = pd.DataFrame(
+        {"onset": [0.5, 1.5], "duration": [0.0, 0.0], "value": ["a", "b"], "feedback": ["x", None]}
+    )
     return PreprocessedRecording(
-        data=rng.normal(size=(n_times, 4)).astype(np.float32), sfreq=100.0, ch_names=["A", "B", "C", "D"], events=events
+        data=rng.normal(size=(n_times, 4)).astype(np.float32),
+        sfreq=100.0,
+        ch_names=["A", "B", "C", "D"],
+        events=events,
     )
 
 

@@ -14,7 +14,7 @@ def test_known_1020_equivalents_on_hydrocel():
     expected = {"C3": "E36", "C4": "E104", "O1": "E70", "O2": "E83", "Fz": "E11", "Pz": "E62", "Cz": "Cz"}
     names = list(expected)
     placed = [hydrocel_names()[i] for i in layout_indices(names)]
-    assert dict(zip(names, placed)) == expected
+    assert dict(zip(names, placed, strict=False)) == expected
 
 
 def test_placement_is_one_to_one_and_unknown_is_minus_one():
@@ -47,8 +47,11 @@ def test_tiny_dataset_keeps_every_split():
 def test_release_split_and_bad_method():
     subjects = pd.DataFrame({"dataset": "hbn", "subject": ["a", "b", "c"], "release": ["R1", "R2", "R5"]})
     cfg = SplitConfig(method="release", train_releases=("R1", "R2"), val_releases=("R5",))
-    assert assign_splits(subjects, cfg).set_index("subject")["split"].to_dict() == {"a": "train", "b": "train",
-                                                                                   "c": "val"}
+    assert assign_splits(subjects, cfg).set_index("subject")["split"].to_dict() == {
+        "a": "train",
+        "b": "train",
+        "c": "val",
+    }
     with pytest.raises(ValueError, match="split.method"):
         SplitConfig.from_mapping({"method": "random"})
     with pytest.raises(KeyError, match="fractons"):

@@ -19,7 +19,7 @@ import mne
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from eegphase.bench import interleaved, write_results
 from eegphase.data.build import build_cache
@@ -57,11 +57,12 @@ class RamWindows(Dataset):
 
 
 def loader_rate(dataset: Dataset, batch_size: int, workers: int, n_batches: int, seed: int) -> float:
-    """Windows per second over ``n_batches`` shuffled batches (after one warm-up batch)."""
+    """Windows per second over ``n_batches`` random batches (after one warm-up batch)."""
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, num_workers=workers, generator=generator, persistent_workers=False
+    sampler = RandomSampler(
+        dataset, replacement=True, num_samples=batch_size * (n_batches + 1), generator=generator
     )
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers)
     it = iter(loader)
     next(it)
     start = time.perf_counter()
@@ -89,8 +90,14 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="eegphase-bench-"))
     raw_root = work / "hbn-set"
     if not (raw_root / "participants.tsv").exists():
-        generate_hbn(raw_root, releases=["R1"], subjects_per_release=args.subjects, fmt="set",
-                     duration_scale=args.duration_scale, seed=0)
+        generate_hbn(
+            raw_root,
+            releases=["R1"],
+            subjects_per_release=args.subjects,
+            fmt="set",
+            duration_scale=args.duration_scale,
+            seed=0,
+        )
     cfg = PreprocessConfig()
     reader = make_reader("hbn", raw_root)
     refs = [r for r in reader.discover()]
@@ -118,7 +125,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     windows = build_windows(manifest, "pretrain", WindowConfig())
     cached = WindowDataset(cache, windows)
-    arrays = {k: np.ascontiguousarray(Manifest.load(cache).entry(k).memmap().T) for k in windows["key"].unique()}
+    arrays = {
+        k: np.ascontiguousarray(Manifest.load(cache).entry(k).memmap().T) for k in windows["key"].unique()
+    }
     in_ram = RamWindows(arrays, windows)
     batch = min(256, len(windows))
     loads = interleaved(

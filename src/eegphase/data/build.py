@@ -29,7 +29,9 @@ class BuildReport:
 
     built: int = 0
     reused: int = 0
-    rebuilt: list[tuple[str, str]] = field(default_factory=list)  # (recording, why the old entry was rejected)
+    rebuilt: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (recording, why the old entry was rejected)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
 
@@ -88,7 +90,9 @@ def build_cache(
     else:
         workers = min(n_jobs, len(todo), os.cpu_count() or 1)
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_process_one, r, ref, cfg, str(cache_dir), key): ref for r, ref, key in todo}
+            futures = {
+                pool.submit(_process_one, r, ref, cfg, str(cache_dir), key): ref for r, ref, key in todo
+            }
             for future in as_completed(futures):
                 _collect(future.result(), futures[future], entries, report)
                 bar.update()

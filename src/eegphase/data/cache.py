@@ -71,14 +71,12 @@ def _sha256_file(path: Path, block: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -142,7 +140,9 @@ class RecordingCache:
         expected = int(np.prod(meta["shape"])) * 4
         size = chunk.stat().st_size if chunk.exists() else -1
         if size != expected:
-            raise CacheCorruptError(f"{chunk}: {size} bytes on disk, {expected} expected (truncated or missing)")
+            raise CacheCorruptError(
+                f"{chunk}: {size} bytes on disk, {expected} expected (truncated or missing)"
+            )
         if checksum and _sha256_file(chunk) != meta["sha256"]:
             raise CacheCorruptError(f"{chunk}: checksum mismatch (the data changed after it was written)")
         return CacheEntry(key=key, path=path, meta=meta)
@@ -157,7 +157,9 @@ class RecordingCache:
             shutil.rmtree(self.entry_path(key), ignore_errors=True)
             return None, str(exc)
 
-    def write(self, key: str, ref: RecordingRef, rec: PreprocessedRecording, cfg: PreprocessConfig) -> CacheEntry:
+    def write(
+        self, key: str, ref: RecordingRef, rec: PreprocessedRecording, cfg: PreprocessConfig
+    ) -> CacheEntry:
         """Write an entry aside, then publish it with one atomic rename."""
         self.recordings.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -202,7 +204,8 @@ class RecordingCache:
             }
             group.attrs.update({k: meta[k] for k in ("shape", "sfreq", "ch_names", "ref", "preprocess")})
             (staging / MARKER).write_text(json.dumps(meta, default=_json_default))
-            _fsync_tree(staging)
+            for written in (staging / CHUNK, staging / MARKER):  # the data and the proof it is complete
+                _fsync(written)
             final = self.entry_path(key)
             try:
                 os.rename(staging, final)

@@ -67,7 +67,9 @@ class WindowDataset(Dataset):
         self.windows = windows.reset_index(drop=True)
         missing = [t for t in targets if t not in self.windows]
         if missing:
-            raise KeyError(f"target column(s) {missing} not in the windows table; available: {list(self.windows)}")
+            raise KeyError(
+                f"target column(s) {missing} not in the windows table; available: {list(self.windows)}"
+            )
         self.targets = list(targets)
         self.crop_samples = crop_samples
         self.random_crop = random_crop
@@ -76,23 +78,32 @@ class WindowDataset(Dataset):
         self._keys = self.windows["key"].to_numpy()
         self._starts = self.windows["start"].to_numpy(np.int64)
         self._stops = self.windows["stop"].to_numpy(np.int64)
-        self._y = self.windows[self.targets].to_numpy(np.float32) if self.targets else np.zeros((len(windows), 0), np.float32)
+        n_targets = len(self.targets)
+        self._y = np.zeros((len(self.windows), n_targets), np.float32)  # own, writable copy for torch
+        if n_targets:
+            self._y[:] = self.windows[self.targets].to_numpy(np.float32)
         self.subjects = sorted(self.windows["subject"].astype(str).unique())
         subject_index = {s: i for i, s in enumerate(self.subjects)}
         self._subject = self.windows["subject"].astype(str).map(subject_index).to_numpy(np.int64)
         self.movies = sorted(self.windows["movie"].unique()) if "movie" in self.windows else []
         if self.movies:
-            self._movie = self.windows["movie"].map({m: i for i, m in enumerate(self.movies)}).to_numpy(np.int64)
+            self._movie = (
+                self.windows["movie"].map({m: i for i, m in enumerate(self.movies)}).to_numpy(np.int64)
+            )
             self._time_bin = self.windows["time_bin"].to_numpy(np.int64)
         manifest = Manifest.load(self.cache_dir).recordings.set_index("key")
-        self._shapes = {k: (int(manifest.at[k, "n_times"]), int(manifest.at[k, "n_channels"])) for k in set(self._keys)}
+        self._shapes = {
+            k: (int(manifest.at[k, "n_times"]), int(manifest.at[k, "n_channels"])) for k in set(self._keys)
+        }
         self.layout = list(layout) if layout is not None else None
         self._placement: dict[str, np.ndarray] = {}
         if self.layout is not None:
             for key in self._shapes:
                 names = self._channel_names(key)
-                self._placement[key] = layout_indices(names) if self.layout == list(hydrocel_names()) else np.array(
-                    [self.layout.index(n) if n in self.layout else -1 for n in names]
+                self._placement[key] = (
+                    layout_indices(names)
+                    if self.layout == list(hydrocel_names())
+                    else np.array([self.layout.index(n) if n in self.layout else -1 for n in names])
                 )
         self._maps: dict[str, np.memmap] = {}
         self._rng: np.random.Generator | None = None
@@ -207,5 +218,12 @@ def make_dataset(
         sfreq = float(Manifest.load(cache_dir).recordings["sfreq"].iloc[0])
         crop = int(round(crop_s * sfreq))
     return WindowDataset(
-        cache_dir, windows, targets, crop_samples=crop, random_crop=train, layout=layout, scale=scale, seed=seed
+        cache_dir,
+        windows,
+        targets,
+        crop_samples=crop,
+        random_crop=train,
+        layout=layout,
+        scale=scale,
+        seed=seed,
     )

@@ -67,7 +67,9 @@ class Manifest:
         recordings = pd.DataFrame(rows)
         if len(recordings):
             recordings["run"] = recordings["run"].astype("Int64")
-            recordings = recordings.sort_values(["dataset", "subject", "task", "run", "path"], ignore_index=True)
+            recordings = recordings.sort_values(
+                ["dataset", "subject", "task", "run", "path"], ignore_index=True
+            )
         skipped_frame = pd.DataFrame(list(skipped), columns=["file", "reason"])
         return cls(Path(cache_dir), recordings, subjects.reset_index(drop=True), skipped_frame)
 
@@ -76,7 +78,9 @@ class Manifest:
         root = Path(cache_dir)
         path = root / RECORDINGS
         if not path.exists():
-            raise FileNotFoundError(f"no manifest at {path}: build the cache first (python -m eegphase.prepare)")
+            raise FileNotFoundError(
+                f"no manifest at {path}: build the cache first (python -m eegphase.prepare)"
+            )
         skipped = pd.read_parquet(root / SKIPPED) if (root / SKIPPED).exists() else pd.DataFrame()
         return cls(root, pd.read_parquet(path), pd.read_parquet(root / SUBJECTS), skipped)
 

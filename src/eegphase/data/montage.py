@@ -27,7 +27,7 @@ def _montage(name: str) -> dict[str, np.ndarray]:
     xyz = np.array([positions[n] for n in names], dtype=float)
     centre = _sphere_centre(xyz)
     unit = (xyz - centre) / np.linalg.norm(xyz - centre, axis=1, keepdims=True)
-    return {n.upper(): u for n, u in zip(names, unit)}
+    return {n.upper(): u for n, u in zip(names, unit, strict=False)}
 
 
 def _sphere_centre(xyz: np.ndarray) -> np.ndarray:
@@ -78,6 +78,6 @@ def layout_indices(ch_names: Sequence[str]) -> np.ndarray:
     dst = np.stack([hydro[target[j].upper()] for j in free])
     cost = np.linalg.norm(src[:, None, :] - dst[None, :, :], axis=-1)
     r, c = linear_sum_assignment(cost)
-    for a, b in zip(r, c):
+    for a, b in zip(r, c, strict=False):
         out[rows[a]] = free[b]
     return out

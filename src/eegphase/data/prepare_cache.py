@@ -35,7 +35,9 @@ def prepare(
     wcfg = _as(WindowConfig, windows_cfg)
     scfg = _as(SplitConfig, split_cfg)
     readers = readers_from_config(data_cfg)
-    manifest, report = build_cache(readers, cache_dir, pcfg, n_jobs=n_jobs, checksum=verify_checksum, progress=progress)
+    manifest, report = build_cache(
+        readers, cache_dir, pcfg, n_jobs=n_jobs, checksum=verify_checksum, progress=progress
+    )
     splits = assign_splits(manifest.recordings, scfg) if len(manifest.recordings) else None
     tables = {}
     for mode in modes or data_cfg.get("modes", ()):
@@ -61,6 +63,10 @@ def summary_table(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     for mode, table in tables.items():
         for split in ("train", "val", "test"):
             part = table[table["split"] == split] if "split" in table else table.iloc[:0]
-            rows.append({"mode": mode, "split": split, "windows": len(part), "subjects": part["subject"].nunique()})
+            rows.append(
+                {"mode": mode, "split": split, "windows": len(part), "subjects": part["subject"].nunique()}
+            )
     frame = pd.DataFrame(rows)
-    return frame.pivot_table(index="mode", columns="split", values=["windows", "subjects"], aggfunc="sum").fillna(0)
+    return frame.pivot_table(
+        index="mode", columns="split", values=["windows", "subjects"], aggfunc="sum"
+    ).fillna(0)

@@ -9,15 +9,14 @@ filter-then-resample up to the anti-alias filter's shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 
-import mne
 import numpy as np
 import pandas as pd
 import scipy.signal
 
 from eegphase.data.readers.quality import check_signal_quality
 from eegphase.data.recording import LoadedRecording, RecordingError
+from eegphase.data.resample import fir_filter, rational_ratio, resample_poly
 
 
 @dataclass(frozen=True)
@@ -28,10 +27,13 @@ class PreprocessConfig:
     l_freq: float | None = 0.5
     h_freq: float | None = 50.0
     filter_method: str = "fir"  # "fir" (MNE's zero-phase FIR) or "iir" (4th-order Butterworth, zero-phase)
-    reference: str | None = None  # None keeps the recorded reference; "average" or a channel name re-references
+    reference: str | None = (
+        None  # None keeps the recorded reference; "average" or a channel name re-references
+    )
     picks: tuple[str, ...] | None = None  # channel names to keep, in this order; None keeps all
     scale: float = 1e6  # volts -> microvolts
     max_bad_channel_fraction: float = 0.5  # more NaN/flat channels than this and the recording is refused
+    reference_channels: tuple[str, ...] = ("Cz",)  # recorded references: all-zero is expected, not a fault
 
     def as_dict(self) -> dict:
         return {
@@ -43,6 +45,7 @@ class PreprocessConfig:
             "picks": list(self.picks) if self.picks is not None else None,
             "scale": self.scale,
             "max_bad_channel_fraction": self.max_bad_channel_fraction,
+            "reference_channels": list(self.reference_channels),
         }
 
     @classmethod
@@ -51,11 +54,16 @@ class PreprocessConfig:
         values = dict(cfg)
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
-            raise KeyError(f"unknown preprocess option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        if values.get("picks") is not None:
-            values["picks"] = tuple(values["picks"])
+            raise KeyError(
+                f"unknown preprocess option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
+            )
+        for key in ("picks", "reference_channels"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
         if values.get("filter_method", "fir") not in ("fir", "iir"):
-            raise ValueError(f"preprocess.filter_method must be 'fir' or 'iir', got {values['filter_method']!r}")
+            raise ValueError(
+                f"preprocess.filter_method must be 'fir' or 'iir', got {values['filter_method']!r}"
+            )
         return cls(**values)
 
 
@@ -71,13 +79,6 @@ class PreprocessedRecording:
     notes: list[str] = field(default_factory=list)
 
 
-def _resample(data: np.ndarray, sfreq: float, target: float) -> np.ndarray:
-    if abs(sfreq - target) < 1e-9:
-        return data
-    ratio = Fraction(target / sfreq).limit_denominator(1000)
-    return scipy.signal.resample_poly(data, ratio.numerator, ratio.denominator, axis=1)
-
-
 def _filter(data: np.ndarray, sfreq: float, cfg: PreprocessConfig) -> np.ndarray:
     nyquist = sfreq / 2.0
     l_freq = cfg.l_freq
@@ -91,8 +92,8 @@ def _filter(data: np.ndarray, sfreq: float, cfg: PreprocessConfig) -> np.ndarray
             sos = scipy.signal.butter(4, l_freq, "highpass", fs=sfreq, output="sos")
         else:
             sos = scipy.signal.butter(4, h_freq, "lowpass", fs=sfreq, output="sos")
-        return scipy.signal.sosfiltfilt(sos, data, axis=1)
-    return mne.filter.filter_data(data.astype(np.float64), sfreq, l_freq, h_freq, verbose=False)
+        return scipy.signal.sosfiltfilt(sos, data, axis=1).astype(np.float32)
+    return fir_filter(data, sfreq, l_freq, h_freq)
 
 
 def preprocess(recording: LoadedRecording, cfg: PreprocessConfig) -> PreprocessedRecording:
@@ -109,11 +110,14 @@ def preprocess(recording: LoadedRecording, cfg: PreprocessConfig) -> Preprocesse
     else:
         order = None
     try:
-        data = raw.get_data(picks=order) if order is not None else raw.get_data()
+        data = (raw.get_data(picks=order) if order is not None else raw.get_data()).astype(np.float32)
     except Exception as exc:  # MNE raises many types for unreadable data
         raise RecordingError(path, f"cannot read samples: {exc}") from exc
     notes = list(recording.notes)
     bad_names = check_signal_quality(data, ch_names, path, max_bad_fraction=cfg.max_bad_channel_fraction)
+    bad_names = [
+        n for n in bad_names if not (n in cfg.reference_channels and not data[ch_names.index(n)].any())
+    ]
     bad = [ch_names.index(name) for name in bad_names]
     if bad:
         data[bad] = 0.0  # zero bad channels: keeps the layout; reference and filters see no NaN
@@ -127,9 +131,10 @@ def preprocess(recording: LoadedRecording, cfg: PreprocessConfig) -> Preprocesse
             raise RecordingError(path, f"reference channel {cfg.reference!r} not in the recording")
         data = data - data[ch_names.index(cfg.reference)]
     sfreq = float(raw.info["sfreq"])
-    data = _resample(data.astype(np.float32), sfreq, cfg.sfreq)
+    data = resample_poly(data, *rational_ratio(sfreq, cfg.sfreq))
     data = _filter(data, cfg.sfreq, cfg)
-    out = np.ascontiguousarray((data * cfg.scale).T, dtype=np.float32)
+    out = np.empty((data.shape[1], data.shape[0]), dtype=np.float32)
+    np.multiply(data.T, cfg.scale, out=out)  # scale and go time-major in one pass
     duration = out.shape[0] / cfg.sfreq
     events = recording.events
     inside = events["onset"] < duration if len(events) else np.zeros(0, dtype=bool)

@@ -15,7 +15,16 @@ import mne
 import pandas as pd
 
 # Columns every subject table has (NaN where unknown); readers may add more (user targets).
-SUBJECT_COLUMNS = ("subject", "release", "age", "sex", "p_factor", "attention", "internalizing", "externalizing")
+SUBJECT_COLUMNS = (
+    "subject",
+    "release",
+    "age",
+    "sex",
+    "p_factor",
+    "attention",
+    "internalizing",
+    "externalizing",
+)
 # Columns every events table has; readers keep task-specific extras (feedback, stimulus_cond, ...).
 EVENT_COLUMNS = ("onset", "duration", "value")
 

@@ -29,7 +29,9 @@ class SplitConfig:
         values = dict(cfg)
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
-            raise KeyError(f"unknown split option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+            raise KeyError(
+                f"unknown split option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
+            )
         for key in ("fractions", "train_releases", "val_releases", "test_releases"):
             if key in values and values[key] is not None:
                 values[key] = tuple(values[key])
@@ -59,7 +61,11 @@ def assign_splits(subjects: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
     )
     table = table.sort_values(["dataset", "subject"], ignore_index=True)
     if cfg.method == "release":
-        lookup = {r: s for s, rel in zip(SPLITS, (cfg.train_releases, cfg.val_releases, cfg.test_releases)) for r in rel}
+        lookup = {
+            r: s
+            for s, rel in zip(SPLITS, (cfg.train_releases, cfg.val_releases, cfg.test_releases), strict=False)
+            for r in rel
+        }
         if "release" not in table:
             raise ValueError("split.method=release needs a 'release' column in the subject table")
         table["split"] = table["release"].astype(str).map(lookup)

@@ -44,7 +44,9 @@ class WindowConfig:
         values = dict(cfg)
         unknown = set(values) - set(cls.__dataclass_fields__)
         if unknown:
-            raise KeyError(f"unknown windows option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+            raise KeyError(
+                f"unknown windows option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
+            )
         if values.get("challenge2_tasks") is not None:
             values["challenge2_tasks"] = tuple(values["challenge2_tasks"])
         if "mixed_ratio" in values:
@@ -94,7 +96,14 @@ def challenge1_trials(events: pd.DataFrame) -> pd.DataFrame:
         )
     return pd.DataFrame(
         rows,
-        columns=["trial_start_s", "stimulus_onset_s", "target_side", "response_onset_s", "rt_from_stimulus", "correct"],
+        columns=[
+            "trial_start_s",
+            "stimulus_onset_s",
+            "target_side",
+            "response_onset_s",
+            "rt_from_stimulus",
+            "correct",
+        ],
     )
 
 
@@ -166,7 +175,10 @@ def _fixed_windows(manifest: Manifest, recs: pd.DataFrame, length_s: float, stri
     for _, row in recs.iterrows():
         onsets, starts, stops = _sliding(row, length_s, stride_s)
         base = _recording_columns(row)
-        records.extend({**base, "onset_s": o, "start": s, "stop": e} for o, s, e in zip(onsets, starts, stops))
+        records.extend(
+            {**base, "onset_s": o, "start": s, "stop": e}
+            for o, s, e in zip(onsets, starts, stops, strict=False)
+        )
     return _frame(records, [])
 
 
@@ -179,8 +191,12 @@ def challenge2_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
     recs = manifest.recordings
     if cfg.challenge2_tasks is not None:
         recs = recs[recs["task"].isin(cfg.challenge2_tasks)]
-    windows = _fixed_windows(manifest, recs, cfg.challenge2_length_s, cfg.challenge2_stride_s)
-    return _with_targets(windows, manifest, list(FACTORS))
+    windows = _with_targets(
+        _fixed_windows(manifest, recs, cfg.challenge2_length_s, cfg.challenge2_stride_s),
+        manifest,
+        list(FACTORS),
+    )
+    return windows.dropna(subset=list(FACTORS), how="all")  # subjects with no factor at all cannot be scored
 
 
 def pretrain_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
@@ -202,7 +218,7 @@ def movies_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
         t1 = float(stops.iloc[0]) if len(stops) else None
         onsets, starts, ends = _sliding(row, cfg.movies_length_s, cfg.movies_stride_s, t0, t1)
         base = _recording_columns(row)
-        for onset, start, stop in zip(onsets, starts, ends):
+        for onset, start, stop in zip(onsets, starts, ends, strict=False):
             movie_time = onset - t0
             records.append(
                 {

@@ -51,6 +51,12 @@ def _ten_five_lookup() -> dict[str, str]:
 
 
 @cache
+def hydrocel_montage() -> mne.channels.DigMontage:
+    """GSN HydroCel 129; cached because MNE builds it from a file on every call (set_montage copies it)."""
+    return mne.channels.make_standard_montage(HBN_MONTAGE)
+
+
+@cache
 def hbn_channel_names() -> tuple[str, ...]:
     """E1..E128, Cz: the 129 HydroCel names in MNE's montage order."""
     return tuple(mne.channels.make_standard_montage(HBN_MONTAGE).ch_names)
@@ -106,7 +112,7 @@ def set_known_montage(raw: mne.io.BaseRaw) -> str | None:
     """Set the HydroCel-129 or 10-05 montage when every channel has a position in it; return its name."""
     names = set(raw.ch_names)
     if names and names <= set(hbn_channel_names()):
-        raw.set_montage(mne.channels.make_standard_montage(HBN_MONTAGE), verbose="error")
+        raw.set_montage(hydrocel_montage(), verbose="error")
         return HBN_MONTAGE
     montage = ten_twenty_montage()
     if names and names <= set(montage.ch_names):

@@ -160,9 +160,10 @@ class FolderReader:
             notes.append(
                 f"no montage set: {len(unmapped)} channels without a known position, e.g. {unmapped[:3]}"
             )
-        if ref.events_path is not None:
-            events = read_events_tsv(Path(ref.events_path))
-        else:
-            events = events_from_annotations(raw)
+        events = (
+            read_events_tsv(Path(ref.events_path))
+            if ref.events_path is not None
+            else events_from_annotations(raw)
+        )
         events, event_notes = clean_events(events, duration_s(raw))
         return LoadedRecording(ref=ref, raw=raw, events=events, notes=notes + event_notes)

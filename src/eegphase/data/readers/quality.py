@@ -22,10 +22,11 @@ def find_bad_channels(
     data: np.ndarray, flat_threshold: float = FLAT_THRESHOLD_V
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (non_finite, flat) over the channels of ``data`` (n_channels, n_times)."""
-    non_finite = ~np.isfinite(data).all(axis=1)
+    # min and max propagate NaN and inf, so two reductions find both faults (no boolean temporaries)
     with np.errstate(invalid="ignore"):
-        peak_to_peak = np.ptp(data, axis=1)
-    flat = ~non_finite & (peak_to_peak < flat_threshold)
+        low, high = data.min(axis=1), data.max(axis=1)
+        non_finite = ~(np.isfinite(low) & np.isfinite(high))
+        flat = ~non_finite & ((high - low) < flat_threshold)
     return non_finite, flat
 
 
