@@ -24,8 +24,10 @@ def main(cfg: DictConfig) -> None:
         verify_checksum=cfg.verify_checksum,
         progress=sys.stderr.isatty() or cfg.progress,
     )
-    print(f"cache: {cfg.cache_dir}  recordings: {len(manifest.recordings)} "
-          f"(built {report.built}, reused {report.reused}, skipped {len(report.skipped)})")
+    print(
+        f"cache: {cfg.cache_dir}  recordings: {len(manifest.recordings)} "
+        f"(built {report.built}, reused {report.reused}, skipped {len(report.skipped)})"
+    )
     for name, why in report.rebuilt:
         print(f"rebuilt {name}: {why}")
     for path, why in report.skipped:
