@@ -9,7 +9,8 @@ from .helpers import fixed_batch, train
 
 
 def test_start_kit_shapes():
-    model = build_encoder("eegnex").eval()
+    assert build_encoder("eegnex").eval()(fixed_batch(2)).shape == (2, 48)  # as an encoder: embeddings
+    model = build_encoder("eegnex", n_outputs=1).eval()
     x = fixed_batch(3)
     assert model(x).shape == (3, 1)
     assert model.forward_features(x).shape == (3, model.embed_dim) == (3, 48)

@@ -8,6 +8,7 @@ Every encoder exposes ``embed_dim``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from torch import nn
@@ -42,7 +43,11 @@ _SIZED: dict[str, tuple[Callable[..., nn.Module], dict[str, dict[str, Any]]]] = 
     "tokenizer": (NeuralTokenizer, TOKENIZER_SIZES),
     "signal_jepa": (SignalJEPA, SIGNAL_JEPA_SIZES),
 }
-_UNSIZED: dict[str, Callable[..., nn.Module]] = {"eegnex": EEGNeX, "signal_jepa_prelocal": SignalJEPAPreLocal}
+# As encoders, models return embeddings: EEGNeX's own output layer is off unless n_outputs is given.
+_UNSIZED: dict[str, Callable[..., nn.Module]] = {
+    "eegnex": partial(EEGNeX, n_outputs=None),
+    "signal_jepa_prelocal": partial(SignalJEPAPreLocal, n_outputs=None),
+}
 ENCODER_NAMES = tuple(_SIZED) + tuple(_UNSIZED)
 
 

@@ -1,0 +1,46 @@
+"""An encoder with a task head: what fine-tuning trains and what a challenge submission runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from eegphase.models.heads import ClassificationHead, RegressionHead
+from eegphase.models.registry import build_encoder
+
+
+class Predictor(nn.Module):
+    """``head(encoder(x))`` for inputs (batch, channels, time); ``encoder`` keys are what phases hand over."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+def encoder_from_config(model_cfg: Mapping[str, Any]) -> nn.Module:
+    """The encoder a ``model`` config names: ``{name, size?, ...constructor overrides}``."""
+    options = {k: v for k, v in dict(model_cfg).items() if v is not None}
+    name = options.pop("name")
+    size = options.pop("size", None)
+    return build_encoder(name, size=size, **options)
+
+
+def build_predictor(
+    model_cfg: Mapping[str, Any], n_outputs: int = 1, task: str = "regression", dropout: float = 0.0
+) -> Predictor:
+    """Encoder from ``model_cfg`` plus a regression head (``n_outputs``) or a classification head (classes)."""
+    encoder = encoder_from_config(model_cfg)
+    if task == "regression":
+        head = RegressionHead(encoder.embed_dim, n_outputs, dropout=dropout)
+    elif task == "classification":
+        head = ClassificationHead(encoder.embed_dim, n_outputs, dropout=dropout)
+    else:
+        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+    return Predictor(encoder, head)
