@@ -116,7 +116,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", default="eegnex", choices=["eegnex", "mlp"])
     # EEGNeX takes seconds per batch of 64 on a small CPU: smaller defaults there keep the bench short.
     parser.add_argument("--batch-size", type=int, default=64 if cuda else 16)
-    parser.add_argument("--steps", type=int, default=50 if cuda else 8, help="optimizer steps per timed run")
+    parser.add_argument("--steps", type=int, default=50 if cuda else 4, help="optimizer steps per timed run")
     parser.add_argument("--repeats", type=int, default=5 if cuda else 3, help="interleaved repeats (medians)")
     parser.add_argument("--only", nargs="*", choices=sorted(MEASUREMENTS), default=sorted(MEASUREMENTS))
     parser.add_argument("--out-dir", default=".", help="folder for bench-train.json")
