@@ -1,0 +1,151 @@
+"""What every phase shares: its context, data loaders, and the mapping from config to the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from eegphase.data.datasets import make_dataset
+from eegphase.data.splits import SplitConfig
+from eegphase.engine.loop import TrainerConfig
+from eegphase.engine.optim import OptimizerConfig, ScheduleConfig
+from eegphase.engine.seeding import make_generator, seed_worker
+
+LogFn = Callable[[dict[str, float], int], None]
+
+
+@dataclass
+class PhaseContext:
+    """Everything a phase needs from the runner; phases never talk to MLflow themselves."""
+
+    cfg: DictConfig  # the whole resolved run config
+    name: str  # pretrain | contrastive | finetune
+    seed: int
+    work_dir: Path  # this phase's folder (keyed by its fingerprint): checkpoints live here
+    init_from: Path | None  # a local checkpoint of the upstream phase, if any
+    device: torch.device
+    log_metrics: LogFn = lambda metrics, step: None
+    log_figure: Callable[[Any, str], None] = lambda figure, name: None
+
+    @property
+    def phase_cfg(self) -> DictConfig:
+        return self.cfg.phases[self.name]
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.cfg.cache_dir)
+
+    @property
+    def split_cfg(self) -> SplitConfig:
+        return SplitConfig.from_mapping(OmegaConf.to_container(self.cfg.split, resolve=True))
+
+    @property
+    def model_cfg(self) -> dict:
+        model = OmegaConf.to_container(self.cfg.model, resolve=True)
+        return {"name": model["name"], "size": model.get("size"), **(model.get("kwargs") or {})}
+
+    def prefixed_log(self, prefix: str) -> LogFn:
+        return lambda metrics, step: self.log_metrics({f"{prefix}{k}": v for k, v in metrics.items()}, step)
+
+
+@dataclass
+class PhaseOutput:
+    """What a phase hands back: the checkpoint for the next phase and its final metrics."""
+
+    checkpoint: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # extra artifacts: {artifact sub-folder: local path}
+
+
+def dataset(ctx: PhaseContext, mode: str, split: str | None, **kwargs) -> Dataset:
+    """A windows dataset of the cache, scaled to the model's input units."""
+    return make_dataset(
+        ctx.cache_dir, mode, split, ctx.split_cfg, scale=float(ctx.cfg.input_scale), seed=ctx.seed, **kwargs
+    )
+
+
+def loader(
+    ctx: PhaseContext, data: Dataset, batch_size: int, train: bool, max_batches: int | None = None
+) -> DataLoader:
+    """Shuffled (seeded, resumable) batches for training, ordered ones for evaluation."""
+    if len(data) == 0:
+        raise ValueError(f"phase {ctx.name}: a {'training' if train else 'evaluation'} split has no windows")
+    generator = make_generator(ctx.seed)
+    if train:
+        n = len(data) if max_batches is None else min(len(data), max_batches * batch_size)
+        sampler = RandomSampler(data, num_samples=n, generator=generator)
+    else:
+        sampler = SequentialSampler(data)
+    workers = int(ctx.cfg.trainer.num_workers)
+    return DataLoader(
+        data,
+        batch_size=min(batch_size, len(data)),
+        sampler=sampler,
+        drop_last=train and len(data) > batch_size,
+        num_workers=workers,
+        worker_init_fn=seed_worker if workers else None,
+        generator=generator,
+        persistent_workers=False,
+    )
+
+
+def trainer_config(
+    ctx: PhaseContext,
+    checkpoint_dir: Path,
+    monitor: str | None = "val/loss",
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainerConfig:
+    """The engine's config from ``trainer`` (shared) and the phase's lr/weight decay/warmup/patience."""
+    shared = OmegaConf.to_container(ctx.cfg.trainer, resolve=True)
+    phase = ctx.phase_cfg
+    config = TrainerConfig(
+        precision=shared["precision"],
+        compile=bool(shared["compile"]),
+        grad_accum_steps=int(shared["grad_accum_steps"]),
+        grad_clip_norm=shared["grad_clip_norm"],
+        ema_decay=shared["ema_decay"],
+        monitor=monitor,
+        patience=phase.get("patience"),
+        log_every=int(shared["log_every"]),
+        checkpoint_dir=str(checkpoint_dir),
+        progress=bool(ctx.cfg.progress),
+        optimizer=OptimizerConfig(
+            lr=float(phase.lr), weight_decay=float(phase.weight_decay), layer_decay=phase.get("layer_decay")
+        ),
+        schedule=ScheduleConfig(warmup_epochs=float(phase.warmup_epochs)),
+    )
+    for key, value in (overrides or {}).items():
+        setattr(config, key, value)
+    return config
+
+
+def resume_point(checkpoint_dir: Path) -> Path | None:
+    """The last checkpoint of an interrupted run of this phase, if there is one."""
+    last = checkpoint_dir / "last.pt"
+    return last if last.exists() else None
+
+
+def learning_curves(history: list[dict[str, float]], title: str):
+    """A figure of the per-epoch training and validation curves in ``history``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for row in history for k in row if k.startswith(("train_epoch/", "val/"))})
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for key in keys:
+        points = [(row["epoch"], row[key]) for row in history if key in row]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=key)
+    ax.set_xlabel("epoch")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,132 @@
+"""Contrastive learning across subjects who watched the same movie moment (InfoNCE, in-batch negatives).
+
+Positives come from ``MoviePairSampler``: the same (movie, time bin) from another subject (``movie_isc``) or
+the same movie at any time (``movie_any_time``). The mean cosine similarity of positives and negatives is
+logged every step and drawn per epoch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from eegphase.engine.loop import Trainer
+from eegphase.engine.seeding import make_generator, seed_everything
+from eegphase.engine.transfer import load_encoder_weights
+from eegphase.models.heads import ProjectionHead
+from eegphase.models.predictor import encoder_from_config
+from eegphase.objectives.infonce import InfoNCELoss
+from eegphase.objectives.movie_pairs import MoviePairSampler, PairDataset
+from eegphase.phases.common import PhaseContext, PhaseOutput, dataset, learning_curves, resume_point
+from eegphase.phases.common import trainer_config as make_trainer_config
+
+
+class ContrastiveModel(nn.Module):
+    """Encoder + projection head + InfoNCE (its learnable temperature is a parameter like any other)."""
+
+    def __init__(self, encoder: nn.Module, projection_dim: int, temperature: float):
+        super().__init__()
+        self.encoder = encoder
+        self.projection = ProjectionHead(encoder.embed_dim, out_dim=projection_dim)
+        self.loss = InfoNCELoss(initial_temperature=temperature)
+
+    def forward(self, anchor: torch.Tensor, positive: torch.Tensor) -> dict[str, torch.Tensor]:
+        both = self.projection(self.encoder(torch.cat([anchor, positive])))
+        half = anchor.shape[0]
+        return self.loss(both[:half].float(), both[half:].float())
+
+
+def _collate(pairs):
+    anchors = torch.stack([a["x"] for a, _ in pairs])
+    positives = torch.stack([p["x"] for _, p in pairs])
+    return {"anchor": anchors, "positive": positives}
+
+
+def _pair_loader(ctx: PhaseContext, split: str, train: bool) -> DataLoader:
+    phase = ctx.phase_cfg
+    data = dataset(ctx, "movies", split)
+    sampler = MoviePairSampler(
+        data.windows, int(phase.batch_size), mode=str(ctx.cfg.contrastive.pair_mode), seed=ctx.seed if train else 0
+    )
+    if not train:
+        sampler.set_epoch(0)
+    return DataLoader(
+        PairDataset(data),
+        batch_sampler=sampler,
+        collate_fn=_collate,
+        num_workers=int(ctx.cfg.trainer.num_workers),
+        generator=make_generator(ctx.seed),
+    )
+
+
+class _Capped:
+    """At most ``n`` batches of a loader per epoch (keeps set_epoch and len working)."""
+
+    def __init__(self, inner: DataLoader, n: int | None):
+        self.inner, self.n = inner, n
+        self.batch_sampler = inner.batch_sampler
+
+    def __len__(self) -> int:
+        return len(self.inner) if self.n is None else min(self.n, len(self.inner))
+
+    def __iter__(self):
+        for i, batch in enumerate(self.inner):
+            if i >= len(self):
+                return
+            yield batch
+
+
+def run(ctx: PhaseContext) -> PhaseOutput:
+    phase = ctx.phase_cfg
+    if not ctx.cfg.contrastive.enabled:
+        raise ValueError("the contrastive phase ran with contrastive=none; the pipeline should have skipped it")
+    seed_everything(ctx.seed)
+    encoder = encoder_from_config(ctx.model_cfg)
+    report = None
+    if ctx.init_from is not None:
+        report = load_encoder_weights(encoder, ctx.init_from, prefix="encoder.")
+    model = ContrastiveModel(encoder, int(phase.projection_dim), float(phase.temperature))
+    train = _Capped(_pair_loader(ctx, "train", True), phase.max_batches_per_epoch)
+    val = _pair_loader(ctx, "val", False)
+
+    def step(model, batch):
+        out = model(batch["anchor"], batch["positive"])
+        return out["loss"], {
+            "pos_similarity": out["pos_cos"],
+            "neg_similarity": out["neg_cos"],
+            "accuracy": out["accuracy"],
+            "temperature": out["temperature"],
+        }
+
+    directory = ctx.work_dir / "encoder"
+    directory.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(model, step, make_trainer_config(ctx, directory), on_log=ctx.log_metrics, device=ctx.device)
+    result = trainer.fit(train, val, epochs=int(phase.epochs), resume_from=resume_point(directory))
+    ctx.log_figure(learning_curves(result.history, "contrastive"), "plots/curves.png")
+    ctx.log_figure(_similarity_plot(result.history), "plots/similarity.png")
+    metrics = dict(result.history[-1]) if result.history else {}
+    if report is not None:
+        metrics["init_missing_keys"] = float(len(report.missing))
+    return PhaseOutput(checkpoint=trainer.best_checkpoint, metrics=metrics, files={"checkpoints": trainer.best_checkpoint})
+
+
+def _similarity_plot(history: list[dict[str, float]]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(5, 3.5))
+    for split in ("train_epoch", "val"):
+        for kind, style in (("pos", "-"), ("neg", "--")):
+            key = f"{split}/{kind}_similarity"
+            points = [(row["epoch"], row[key]) for row in history if key in row]
+            if points:
+                ax.plot(*zip(*points, strict=True), style, marker="o", label=f"{split} {kind}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean cosine similarity")
+    ax.set_title("positive vs negative pairs")
+    ax.legend(fontsize=7)
+    figure.tight_layout()
+    return figure

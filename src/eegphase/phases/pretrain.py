@@ -1,0 +1,180 @@
+"""Pretraining: self-supervised encoder training plus the auxiliary heads of ``aux_task``.
+
+``objective=mem`` (LaBraM): the neural tokenizer is trained first (its own stage, checkpointed in
+``work_dir/tokenizer``), then masked EEG modelling with symmetric masks predicts its codes. ``objective=jepa``
+(SignalJEPA): the context encoder predicts an EMA target encoder's tokens at masked regions. Either way the
+auxiliary heads (p_factor, age, sex) learn from the pooled embedding: L = L_ssl + sum_k w_k L_k.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from eegphase.data.datasets import TARGETS
+from eegphase.engine.loop import Trainer
+from eegphase.engine.seeding import seed_everything
+from eegphase.models.heads import AuxiliaryHeads, CodePredictionHead
+from eegphase.models.masking import symmetric_patch_masks
+from eegphase.models.predictor import encoder_from_config
+from eegphase.models.registry import build_encoder
+from eegphase.models.signal_jepa import SignalJEPAPretrainer
+from eegphase.objectives.masked_modeling import split_stacked_logits, symmetric_masked_modeling_loss
+from eegphase.objectives.regression import loss_by_name
+from eegphase.phases.common import PhaseContext, PhaseOutput, dataset, learning_curves, loader, resume_point
+from eegphase.phases.common import trainer_config as make_trainer_config
+
+# Auxiliary regression targets are standardised with fixed constants so their losses are on the SSL scale.
+AUX_NORMALISATION = {"age": (12.0, 4.0), "p_factor": (0.0, 1.0)}
+
+
+class AuxiliaryObjective:
+    """NaN-masked auxiliary losses for the tasks that ``aux_task`` weights (an empty dict: no heads)."""
+
+    def __init__(self, tasks: dict, target_names: list[str]):
+        unknown = sorted(set(tasks) - {"p_factor", "age", "sex"})
+        if unknown:
+            raise KeyError(f"aux_task.tasks has unknown task(s) {unknown}; known: p_factor, age, sex")
+        self.tasks = {name: (float(spec["weight"]), loss_by_name(spec["loss"])) for name, spec in tasks.items()}
+        self.columns = {name: target_names.index(name) for name in self.tasks}
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks)
+
+    def __call__(self, heads: nn.Module, embedding: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        predictions = heads(embedding.float())
+        losses = {}
+        for name, (weight, loss_fn) in self.tasks.items():
+            target = y[:, self.columns[name]]
+            if name in AUX_NORMALISATION:
+                mean, std = AUX_NORMALISATION[name]
+                target = (target - mean) / std
+            losses[f"aux_{name}"] = weight * loss_fn(predictions[name], target)
+        return losses
+
+
+class MaskedPretrainModel(nn.Module):
+    """LaBraM encoder + code-prediction head (+ auxiliary heads): the module the MEM stage trains."""
+
+    def __init__(self, encoder: nn.Module, n_codes: int, with_aux: bool):
+        super().__init__()
+        self.encoder = encoder
+        self.code_head = CodePredictionHead(encoder.embed_dim, n_codes)
+        self.aux_heads = AuxiliaryHeads(encoder.embed_dim) if with_aux else None
+
+
+class JepaPretrainModel(nn.Module):
+    """SignalJEPA's pretrainer (context + EMA target encoders, predictor) (+ auxiliary heads)."""
+
+    def __init__(self, encoder: nn.Module, mask_ratio: float, with_aux: bool):
+        super().__init__()
+        self.jepa = SignalJEPAPretrainer(encoder, mask_ratio=mask_ratio)
+        self.encoder = self.jepa.encoder
+        self.aux_heads = AuxiliaryHeads(encoder.embed_dim) if with_aux else None
+
+
+def _stage_done(directory: Path) -> dict | None:
+    marker = directory / "done.json"
+    return json.loads(marker.read_text()) if marker.exists() else None
+
+
+def _mark_done(directory: Path, metrics: dict) -> None:
+    (directory / "done.json").write_text(json.dumps(metrics))
+
+
+def _fit(ctx: PhaseContext, model, step_fn, train, val, epochs, directory: Path, prefix: str) -> tuple[Trainer, dict]:
+    """Train one stage with the engine, resuming it when an earlier run was interrupted."""
+    trainer = Trainer(
+        model,
+        step_fn,
+        make_trainer_config(ctx, directory),
+        on_log=ctx.prefixed_log(prefix),
+        device=ctx.device,
+    )
+    result = trainer.fit(train, val, epochs=epochs, resume_from=resume_point(directory))
+    if result.history:
+        ctx.log_figure(learning_curves(result.history, f"{ctx.name} {prefix.rstrip('/')}"), f"plots/{prefix}curves.png")
+    final = {f"{prefix}{k}": v for k, v in (result.history[-1] if result.history else {}).items()}
+    return trainer, final
+
+
+def train_tokenizer(ctx: PhaseContext, train, val) -> nn.Module:
+    """Stage 1 of MEM: the VQ tokenizer learns to predict each patch's Fourier amplitude and phase."""
+    phase = ctx.phase_cfg
+    directory = ctx.work_dir / "tokenizer"
+    directory.mkdir(parents=True, exist_ok=True)
+    seed_everything(ctx.seed)
+    tokenizer = build_encoder("tokenizer", size=phase.tokenizer_size, n_codes=int(phase.n_codes))
+
+    def step(model, batch):
+        out = model(batch["x"])
+        return out.loss, {"amplitude": out.amplitude_loss, "phase": out.phase_loss, "commit": out.commitment_loss}
+
+    trainer, final = _fit(ctx, tokenizer, step, train, val, int(phase.tokenizer_epochs), directory, "tokenizer/")
+    _mark_done(directory, final)
+    state = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
+    tokenizer.load_state_dict(state)
+    return tokenizer.to(ctx.device).eval().requires_grad_(False)
+
+
+def run(ctx: PhaseContext) -> PhaseOutput:
+    phase = ctx.phase_cfg
+    objective = str(phase.objective)
+    model_name = ctx.model_cfg["name"]
+    if objective == "mem" and model_name != "labram":
+        raise ValueError(f"phases.pretrain.objective=mem needs model=labram_*, not {model_name!r} (or use jepa)")
+    if objective == "jepa" and model_name != "signal_jepa":
+        raise ValueError(f"phases.pretrain.objective=jepa needs model=signal_jepa, not {model_name!r}")
+    if objective not in ("mem", "jepa"):
+        raise ValueError(f"unknown phases.pretrain.objective {objective!r}; choose mem or jepa")
+
+    mode = str(phase.mode)
+    train_data, val_data = dataset(ctx, mode, "train"), dataset(ctx, mode, "val")
+    batches = phase.max_batches_per_epoch
+    train = loader(ctx, train_data, int(phase.batch_size), True, batches)
+    val = loader(ctx, val_data, int(phase.batch_size), False)
+    aux = AuxiliaryObjective(dict(ctx.cfg.aux_task.tasks), TARGETS[mode])
+
+    metrics: dict[str, float] = {}
+    if objective == "mem":
+        tokenizer = train_tokenizer(ctx, train, val)
+        seed_everything(ctx.seed)
+        model = MaskedPretrainModel(encoder_from_config(ctx.model_cfg), int(phase.n_codes), bool(aux))
+        ratio = float(phase.mask_ratio)
+
+        def step(model, batch):
+            x = batch["x"]
+            with torch.no_grad():
+                codes = tokenizer.encode(x)
+            mask, inverse = symmetric_patch_masks(x.shape[0], codes.shape[1], ratio, device=x.device)
+            stacked = torch.cat([mask, inverse])
+            tokens = model.encoder(torch.cat([x, x]), mask=stacked, return_all_tokens=True)
+            view, inverse_view = split_stacked_logits(model.code_head(tokens, stacked), mask)
+            mem = symmetric_masked_modeling_loss(view, inverse_view, codes, mask)
+            losses = {"mem": mem.loss}
+            if aux:
+                losses.update(aux(model.aux_heads, tokens[: x.shape[0]].mean(dim=1), batch["y"]))
+            return losses, {"mem_accuracy": mem.accuracy}
+
+    else:
+        seed_everything(ctx.seed)
+        model = JepaPretrainModel(encoder_from_config(ctx.model_cfg), float(phase.mask_ratio), bool(aux))
+
+        def step(model, batch):
+            model.jepa.update_target()  # EMA of the weights the previous optimizer step produced
+            losses = {"jepa": model.jepa.loss(batch["x"])}
+            if aux:
+                losses.update(aux(model.aux_heads, model.encoder(batch["x"]), batch["y"]))
+            return losses, {}
+
+    directory = ctx.work_dir / "encoder"
+    directory.mkdir(parents=True, exist_ok=True)
+    trainer, final = _fit(ctx, model, step, train, val, int(phase.epochs), directory, "")
+    metrics.update(final)
+    files = {"checkpoints": trainer.best_checkpoint}
+    if objective == "mem":
+        files["checkpoints/tokenizer"] = ctx.work_dir / "tokenizer" / "best.pt"
+    return PhaseOutput(checkpoint=trainer.best_checkpoint, metrics=metrics, files=files)

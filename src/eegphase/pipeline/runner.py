@@ -1,0 +1,214 @@
+"""Chain the phases of a pipeline, passing checkpoints downstream as MLflow URIs.
+
+One parent MLflow run per pipeline, one nested run per phase. A phase whose fingerprint matches a FINISHED
+run is reused (a nested run tagged ``eegphase.reused=true`` records it); an interrupted phase resumes from
+the last checkpoint in its work folder; everything else trains.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from eegphase.data.prepare_cache import prepare
+from eegphase.phases import contrastive, finetune, pretrain
+from eegphase.phases.common import PhaseContext, PhaseOutput
+from eegphase.pipeline.fingerprint import data_key, phase_fingerprint
+from eegphase.pipeline.schema import PHASES
+from eegphase.tracking.mlflow_tracker import (
+    TAG_FINGERPRINT,
+    TAG_INIT_FROM,
+    TAG_OVERRIDES,
+    TAG_PHASE,
+    TAG_PIPELINE,
+    TAG_RESUMED,
+    TAG_REUSED,
+    Tracker,
+)
+
+log = logging.getLogger(__name__)
+
+PHASE_RUNNERS: dict[str, Callable[[PhaseContext], PhaseOutput]] = {
+    "pretrain": pretrain.run,
+    "contrastive": contrastive.run,
+    "finetune": finetune.run,
+}
+CHECKPOINT_ARTIFACT = "checkpoints/best.pt"
+
+
+@dataclass
+class PipelineResult:
+    parent_run_id: str
+    phase_runs: dict[str, str] = field(default_factory=dict)  # phase -> run id of the run holding its weights
+    reused: dict[str, bool] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def pipeline_phases(cfg: DictConfig) -> list[str]:
+    """The phases to run, in order; ``contrastive=none`` drops the contrastive phase."""
+    if "pipeline" not in cfg or OmegaConf.is_missing(cfg, "pipeline"):
+        raise ValueError("no pipeline chosen: add +pipeline=full (or no_contrastive, no_aux, baseline)")
+    phases = list(cfg.pipeline.phases)
+    unknown = [p for p in phases if p not in PHASES]
+    if unknown:
+        raise ValueError(f"pipeline.phases has unknown phase(s) {unknown}; known: {list(PHASES)}")
+    if not cfg.contrastive.enabled:
+        phases = [p for p in phases if p != "contrastive"]
+    return phases
+
+
+def needed_modes(cfg: DictConfig, phases: list[str]) -> list[str]:
+    modes = []
+    if "pretrain" in phases:
+        modes.append(str(cfg.phases.pretrain.mode))
+    if "contrastive" in phases:
+        modes.append("movies")
+    if "finetune" in phases:
+        modes.extend(str(task.mode) for task in cfg.phases.finetune.tasks.values())
+    return list(dict.fromkeys(modes))
+
+
+def ensure_data(cfg: DictConfig, modes: list[str]):
+    """Generate the synthetic dataset if asked and absent, then build whatever the cache lacks."""
+    generate = cfg.data.get("generate")
+    if generate:
+        from eegphase.data.synthetic import generate_hbn, generate_tuh
+
+        for source, options in generate.items():
+            root = Path(cfg.data.sources[source].root)
+            if not (root / ".complete").exists():
+                kind = cfg.data.sources[source].kind
+                maker = {"hbn": generate_hbn, "tuh": generate_tuh}[kind]
+                log.info("generating synthetic %s data in %s", kind, root)
+                maker(root, **OmegaConf.to_container(options, resolve=True), progress=bool(cfg.progress))
+    manifest, report, _ = prepare(
+        OmegaConf.to_container(cfg.data, resolve=True),
+        cfg.cache_dir,
+        OmegaConf.to_container(cfg.preprocess, resolve=True),
+        OmegaConf.to_container(cfg.windows, resolve=True),
+        OmegaConf.to_container(cfg.split, resolve=True),
+        modes=modes,
+        n_jobs=int(cfg.n_jobs),
+        progress=bool(cfg.progress) and sys.stderr.isatty(),
+    )
+    for path, why in report.skipped:
+        log.warning("skipped %s", why if path in why else f"{path}: {why}")
+    return manifest
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def effective_seed(cfg: DictConfig, phase: str) -> int:
+    """Upstream phases keep their own seed unless ``seed_all_phases``; fine-tuning follows ``seed``."""
+    if phase == "finetune" or cfg.seed_all_phases:
+        return int(cfg.seed) if cfg.seed_all_phases else int(cfg.phases.finetune.seed)
+    return int(cfg.phases[phase].seed)
+
+
+def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
+    """Run (or reuse) every phase of ``cfg.pipeline``; returns the runs and the final metrics."""
+    phases = pipeline_phases(cfg)
+    manifest = ensure_data(cfg, needed_modes(cfg, phases))
+    key = data_key(manifest.fingerprint, cfg)
+    tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
+    device = resolve_device(str(cfg.device))
+    name = str(cfg.pipeline.name)
+    tags = {TAG_PHASE: "pipeline", TAG_PIPELINE: name, TAG_OVERRIDES: " ".join(overrides or [])[:5000]}
+    with tracker.run(f"{name}-seed{cfg.seed}", tags) as parent:
+        tracker.log_params(parent, OmegaConf.to_container(cfg, resolve=True))
+        tracker.log_text(parent, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        result = PipelineResult(parent_run_id=parent)
+        upstream_fp: str | None = None
+        upstream_uri: str | None = None
+        for phase in phases:
+            seed = effective_seed(cfg, phase)
+            explicit = cfg.phases[phase].get("init_from")
+            init_uri = str(explicit) if explicit else upstream_uri
+            fingerprint = phase_fingerprint(cfg, phase, seed, upstream_fp or init_uri, key)
+            phase_tags = {
+                TAG_PHASE: phase,
+                TAG_PIPELINE: name,
+                TAG_FINGERPRINT: fingerprint,
+                TAG_INIT_FROM: init_uri or "",
+                TAG_OVERRIDES: tags[TAG_OVERRIDES],
+            }
+            found = tracker.find_finished(fingerprint, phase) if cfg.reuse else None
+            if found is not None:
+                weights_run = found.info.run_id
+                with tracker.run(phase, {**phase_tags, TAG_REUSED: "true", "eegphase.reused_run": weights_run}, parent) as run_id:
+                    tracker.log_metrics(run_id, found.data.metrics)
+                metrics = dict(found.data.metrics)
+                log.info("%s: reusing run %s (fingerprint %s)", phase, weights_run, fingerprint)
+            else:
+                stale = tracker.close_stale(fingerprint, phase)
+                with tracker.run(phase, {**phase_tags, TAG_REUSED: "false"}, parent) as run_id:
+                    if stale:
+                        tracker.set_tags(run_id, {TAG_RESUMED: ",".join(stale)})
+                    metrics = _train_phase(cfg, tracker, run_id, phase, seed, fingerprint, init_uri, device)
+                weights_run = run_id
+            result.phase_runs[phase] = weights_run
+            result.reused[phase] = found is not None
+            upstream_fp, upstream_uri = fingerprint, f"runs:/{weights_run}/{CHECKPOINT_ARTIFACT}"
+        result.metrics = {k: v for k, v in metrics.items() if k.startswith(("test_", "val_")) and _finite(v)}
+        tracker.log_metrics(parent, result.metrics)
+    return result
+
+
+def _train_phase(
+    cfg: DictConfig,
+    tracker: Tracker,
+    run_id: str,
+    phase: str,
+    seed: int,
+    fingerprint: str,
+    init_uri: str | None,
+    device: torch.device,
+) -> dict[str, float]:
+    work_dir = Path(cfg.work_dir) / f"{phase}-{fingerprint}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    phase_cfg = OmegaConf.to_container(cfg.phases[phase], resolve=True)
+    tracker.log_params(run_id, {"phase": phase_cfg, "model": OmegaConf.to_container(cfg.model, resolve=True), "seed": seed})
+    tracker.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    init_path = tracker.download(init_uri, work_dir / "init") if init_uri else None
+    ctx = PhaseContext(
+        cfg=cfg,
+        name=phase,
+        seed=seed,
+        work_dir=work_dir,
+        init_from=init_path,
+        device=device,
+        log_metrics=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
+        log_figure=lambda figure, path: _log_figure(tracker, run_id, figure, path),
+    )
+    output = PHASE_RUNNERS[phase](ctx)
+    for folder, path in output.files.items():
+        tracker.log_artifact(run_id, path, folder)
+    if "checkpoints" not in output.files:
+        tracker.log_artifact(run_id, output.checkpoint, "checkpoints")
+    tracker.log_metrics(run_id, {k: v for k, v in output.metrics.items() if _finite(v)})
+    return output.metrics
+
+
+def _log_figure(tracker: Tracker, run_id: str, figure, path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    tracker.log_figure(run_id, figure, path)
+    plt.close(figure)
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
