@@ -1,1 +1,1 @@
-"""eegphase.report."""
+"""Pipeline comparison reports from MLflow: ``python -m eegphase.report`` (see ``build.py``)."""
