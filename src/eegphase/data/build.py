@@ -66,8 +66,13 @@ def build_cache(
     todo: list[tuple[Reader, RecordingRef, str]] = []
     subjects = []
     for reader in readers:
+        found = reader.discover()
+        if not found:
+            raise FileNotFoundError(
+                f"no recordings found under {reader.root} for data source {reader.dataset!r}: check data.root"
+            )
         subjects.append(reader.read_subjects().assign(dataset=reader.dataset))
-        for ref in reader.discover():
+        for ref in found:
             try:
                 key = entry_key(ref, cfg)
             except OSError as exc:

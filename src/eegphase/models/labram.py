@@ -19,6 +19,7 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from eegphase.models import electrodes
+from eegphase.models.embedding import gather_rows
 from eegphase.models.transformer import Block, init_transformer_weights, rescale_residual_projections
 
 
@@ -108,7 +109,7 @@ class SpatioTemporalEmbedding(nn.Module):
             )
         if not torch.compiler.is_compiling() and int(ch_idx.max()) >= self.spatial.shape[0] - 1:
             raise ValueError(f"ch_idx holds {int(ch_idx.max())}, the table has {self.spatial.shape[0] - 1}")
-        spatial = self.spatial[ch_idx + 1]  # (B, C, D)
+        spatial = gather_rows(self.spatial, ch_idx + 1)  # (B, C, D)
         temporal = self.temporal[1 : n_patches + 1]  # (P, D)
         patch = (spatial.unsqueeze(2) + temporal).flatten(1, 2)
         return patch, (self.spatial[0] + self.temporal[0]).view(1, 1, -1)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eegphase.models import electrodes
+from eegphase.models.embedding import gather_rows
 from eegphase.models.labram import resolve_ch_idx
 from eegphase.models.transformer import Block, init_transformer_weights
 
@@ -81,7 +82,7 @@ class ChannelTimeEmbedding(nn.Module):
     def forward(self, ch_idx: torch.Tensor, n_tokens_per_chan: int) -> torch.Tensor:
         """ch_idx (B, C) -> (B, C * T', dim), channel-major like the tokens."""
         b, c = ch_idx.shape
-        spatial = self.spatial[ch_idx].unsqueeze(2).expand(b, c, n_tokens_per_chan, -1)
+        spatial = gather_rows(self.spatial, ch_idx).unsqueeze(2).expand(b, c, n_tokens_per_chan, -1)
         time = sinusoidal(torch.arange(n_tokens_per_chan, device=ch_idx.device), self.time_dim)
         time = time.to(spatial.dtype).expand(b, c, -1, -1)
         return torch.cat([spatial, time], -1).flatten(1, 2)

@@ -148,12 +148,16 @@ class Tracker:
         return None
 
     def close_stale(self, fingerprint: str, phase: str) -> list[str]:
-        """Mark runs of this fingerprint still RUNNING (their process was killed) as KILLED; return their ids."""
+        """Mark runs of this fingerprint still RUNNING (their process was killed), and their pipeline runs, as
+        KILLED; return the phase runs' ids."""
         stale = []
         for run in self.runs_with_fingerprint(fingerprint, phase):
             if run.info.status == "RUNNING":
                 self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
                 stale.append(run.info.run_id)
+                parent = run.data.tags.get("mlflow.parentRunId")
+                if parent and self.client.get_run(parent).info.status == "RUNNING":
+                    self.client.set_terminated(parent, RunStatus.to_string(RunStatus.KILLED))
         return stale
 
     # ------------------------------------------------------------------ artifacts by URI
