@@ -10,7 +10,7 @@ TUH_DIR ?= data/synthetic-tuh
 CACHE_DIR ?= cache
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint install ui clean-cache
+.PHONY: run prepare test bench lint install ui clean-cache
 
 install: $(STAMP)
 
@@ -21,13 +21,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-$(DATA_DIR)/participants.tsv: | $(STAMP)
+$(DATA_DIR)/.complete: | $(STAMP)
 	$(PY) -m eegphase.synth out=$(DATA_DIR)
 
 $(TUH_DIR)/.complete: | $(STAMP)
 	$(PY) -m eegphase.synth mode=tuh out=$(TUH_DIR)
 
-run: $(STAMP) $(DATA_DIR)/participants.tsv $(TUH_DIR)/.complete
+# The main job: the full multi-phase pipeline and the supervised baseline on the synthetic HBN-like data,
+# then the comparison table (also logged to MLflow; browse it with `make ui`).
+RUN_ARGS ?=
+run: $(STAMP) $(DATA_DIR)/.complete
+	$(PY) -m eegphase.run +pipeline=full data.root=$(DATA_DIR) cache_dir=$(CACHE_DIR) $(RUN_ARGS)
+	$(PY) -m eegphase.run +pipeline=baseline data.root=$(DATA_DIR) cache_dir=$(CACHE_DIR) $(RUN_ARGS)
+	$(PY) -m eegphase.report --experiment eegphase --name make-run
+	@echo "MLflow UI: make ui, then open http://127.0.0.1:5000 (experiment 'eegphase'; filter tags.eegphase.phase = 'pipeline')"
+
+prepare: $(STAMP) $(DATA_DIR)/.complete $(TUH_DIR)/.complete
 	$(PY) -m eegphase.prepare data=hbn_tuh data.root=$(DATA_DIR) data.tuh_root=$(TUH_DIR) cache_dir=$(CACHE_DIR)
 
 test: $(STAMP)
@@ -35,6 +44,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m eegphase.bench data
+	$(PY) -m eegphase.bench train
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from dataclasses import asdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from eegphase.data.splits import SplitConfig, assign_splits, attach_splits
 from eegphase.data.windows import WindowConfig, build_windows
 
 log = logging.getLogger(__name__)
+WINDOWS_VERSION = 1  # bump when windows.py changes what a table holds
 
 
 def prepare(
@@ -38,15 +42,38 @@ def prepare(
     manifest, report = build_cache(
         readers, cache_dir, pcfg, n_jobs=n_jobs, checksum=verify_checksum, progress=progress
     )
-    splits = assign_splits(manifest.recordings, scfg) if len(manifest.recordings) else None
+    splits = None
     tables = {}
     for mode in modes or data_cfg.get("modes", ()):
+        path = windows_path(cache_dir, mode)
+        key = _windows_key(manifest, mode, wcfg, scfg)
+        stamp = path.with_name(f".{path.name}.key")
+        if path.exists() and stamp.exists() and stamp.read_text() == key:
+            tables[mode] = pd.read_parquet(path)  # same recordings and settings: nothing to rebuild
+            continue
         table = build_windows(manifest, mode, wcfg)
-        if splits is not None:
+        if len(manifest.recordings):
+            splits = assign_splits(manifest.recordings, scfg) if splits is None else splits
             table = attach_splits(table, splits)
-        write_parquet_atomic(table, windows_path(cache_dir, mode))
+        write_parquet_atomic(table, path)
+        stamp.write_text(key)
         tables[mode] = table
     return manifest, report, tables
+
+
+def _windows_key(manifest: Manifest, mode: str, wcfg: WindowConfig, scfg: SplitConfig) -> str:
+    payload = json.dumps(
+        {
+            "version": WINDOWS_VERSION,
+            "manifest": manifest.fingerprint,
+            "mode": mode,
+            "windows": asdict(wcfg),
+            "split": asdict(scfg),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def _as(cls, value):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
@@ -80,6 +81,10 @@ def loader(
     if train:
         n = len(data) if max_batches is None else min(len(data), max_batches * batch_size)
         sampler = RandomSampler(data, num_samples=n, generator=generator)
+    elif max_batches is not None and max_batches * batch_size < len(data):
+        # the same fixed, spread-out subset every epoch, so validation curves stay comparable
+        picked = np.sort(np.random.default_rng(0).choice(len(data), max_batches * batch_size, replace=False))
+        sampler = picked.tolist()
     else:
         sampler = SequentialSampler(data)
     workers = int(ctx.cfg.trainer.num_workers)

@@ -88,7 +88,7 @@ def run(ctx: PhaseContext) -> PhaseOutput:
         report = load_encoder_weights(encoder, ctx.init_from, prefix="encoder.")
     model = ContrastiveModel(encoder, int(phase.projection_dim), float(phase.temperature))
     train = _Capped(_pair_loader(ctx, "train", True), phase.max_batches_per_epoch)
-    val = _pair_loader(ctx, "val", False)
+    val = _Capped(_pair_loader(ctx, "val", False), phase.max_eval_batches)
 
     def step(model, batch):
         out = model(batch["anchor"], batch["positive"])

@@ -82,7 +82,8 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     test_data = dataset(ctx, task.mode, "test", targets=targets, crop_s=crop)
     batch = int(phase.batch_size)
     train = loader(ctx, train_data, batch, True, phase.max_batches_per_epoch)
-    val, test = loader(ctx, val_data, batch, False), loader(ctx, test_data, batch, False)
+    val = loader(ctx, val_data, batch, False, phase.max_eval_batches)  # monitors training; scored in full below
+    full_val, test = loader(ctx, val_data, batch, False), loader(ctx, test_data, batch, False)
 
     seed_everything(ctx.seed)
     y_train = train_data.windows[targets[0]].to_numpy(float)
@@ -126,7 +127,7 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     best = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
     model.load_state_dict(best)
     short = CHALLENGE_TASKS.get(task_name, task_name)
-    for split, data_loader in (("val", val), ("test", test)):
+    for split, data_loader in (("val", full_val), ("test", test)):
         pred, true = predict(model.to(ctx.device), data_loader, ctx.device)
         if kind == "regression":
             metrics[f"{split}_nrmse_{short}"] = _safe_nrmse(true, pred[:, 0], f"{task_name} {split}")

@@ -135,7 +135,7 @@ def run(ctx: PhaseContext) -> PhaseOutput:
     train_data, val_data = dataset(ctx, mode, "train"), dataset(ctx, mode, "val")
     batches = phase.max_batches_per_epoch
     train = loader(ctx, train_data, int(phase.batch_size), True, batches)
-    val = loader(ctx, val_data, int(phase.batch_size), False)
+    val = loader(ctx, val_data, int(phase.batch_size), False, phase.max_eval_batches)
     aux = AuxiliaryObjective(dict(ctx.cfg.aux_task.tasks), TARGETS[mode])
 
     metrics: dict[str, float] = {}

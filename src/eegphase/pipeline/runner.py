@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ PHASE_RUNNERS: dict[str, Callable[[PhaseContext], PhaseOutput]] = {
     "finetune": finetune.run,
 }
 CHECKPOINT_ARTIFACT = "checkpoints/best.pt"
+COMPLETE_MARKER = "phase-complete"  # in a phase's work folder: its checkpoints are final, not a resume point
 
 
 @dataclass
@@ -176,6 +178,9 @@ def _train_phase(
     device: torch.device,
 ) -> dict[str, float]:
     work_dir = Path(cfg.work_dir) / f"{phase}-{fingerprint}"
+    complete = work_dir / COMPLETE_MARKER
+    if complete.exists():  # finished before but not reused (reuse=false, or its MLflow run is gone): start over
+        shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     phase_cfg = OmegaConf.to_container(cfg.phases[phase], resolve=True)
     tracker.log_params(run_id, {"phase": phase_cfg, "model": OmegaConf.to_container(cfg.model, resolve=True), "seed": seed})
@@ -197,6 +202,7 @@ def _train_phase(
     if "checkpoints" not in output.files:
         tracker.log_artifact(run_id, output.checkpoint, "checkpoints")
     tracker.log_metrics(run_id, {k: v for k, v in output.metrics.items() if _finite(v)})
+    complete.write_text(run_id)
     return output.metrics
 
 

@@ -59,6 +59,7 @@ class PretrainSchema:
     mask_ratio: float = 0.5
     batch_size: int = 64
     max_batches_per_epoch: int | None = None
+    max_eval_batches: int | None = None
     lr: float = 5e-4
     weight_decay: float = 0.05
     warmup_epochs: float = 0.5
@@ -71,6 +72,7 @@ class ContrastivePhaseSchema:
     epochs: int = 3
     batch_size: int = 32
     max_batches_per_epoch: int | None = None
+    max_eval_batches: int | None = None
     projection_dim: int = 128
     temperature: float = 0.07
     lr: float = 3e-4
@@ -96,6 +98,7 @@ class FinetuneSchema:
     freeze_epochs: int = 2
     batch_size: int = 64
     max_batches_per_epoch: int | None = None
+    max_eval_batches: int | None = None
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 0.0
