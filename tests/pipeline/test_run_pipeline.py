@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -47,7 +46,9 @@ def test_full_pipeline_tracks_every_phase(full_run):
     assert phases.loc["contrastive", "tags.eegphase.init_from"] == (
         f"runs:/{phases.loc['pretrain', 'run_id']}/checkpoints/best.pt"
     )
-    assert phases.loc["finetune", "tags.eegphase.init_from"].startswith(f"runs:/{phases.loc['contrastive', 'run_id']}/")
+    assert phases.loc["finetune", "tags.eegphase.init_from"].startswith(
+        f"runs:/{phases.loc['contrastive', 'run_id']}/"
+    )
     assert phases["tags.eegphase.fingerprint"].str.len().min() >= 16
     assert phases.loc["pretrain", "params.phase.objective"] == "mem"
     assert frame.set_index("run_id").loc[phases.loc["pretrain", "run_id"], "metrics.train/mem"] > 0
@@ -73,7 +74,8 @@ def test_artifacts_are_checkpoints_plots_and_config(full_run):
     assert "plots/challenge1_test.png" in listing(finetune, "plots")
     assert "plots/similarity.png" in listing(phases.loc["contrastive", "run_id"], "plots")
     local = mlflow.artifacts.download_artifacts(
-        f"runs:/{phases.loc['pretrain', 'run_id']}/checkpoints/best.pt", tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}"
+        f"runs:/{phases.loc['pretrain', 'run_id']}/checkpoints/best.pt",
+        tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",
     )
     state = torch.load(local, map_location="cpu", weights_only=True)
     assert any(k.startswith("encoder.") for k in state["model"])
@@ -106,7 +108,11 @@ def test_no_contrastive_shares_the_pretrain_phase(full_run, tiny_hbn):
 
 
 def test_killed_during_finetune_resumes_there(tiny_hbn, tmp_path):
-    longer = ["phases.finetune.epochs=4", "phases.finetune.max_batches_per_epoch=6", "+pipeline=no_contrastive"]
+    longer = [
+        "phases.finetune.epochs=4",
+        "phases.finetune.max_batches_per_epoch=6",
+        "+pipeline=no_contrastive",
+    ]
     cmd = [sys.executable, "-m", "eegphase.run", *TINY, f"data.root={tiny_hbn}", "~data.generate", *longer]
     env = {**os.environ, "EEGPHASE_CONF_DIR": str(ROOT / "conf")}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -148,7 +154,9 @@ def test_killed_during_finetune_resumes_there(tiny_hbn, tmp_path):
 
 
 def test_two_by_two_multirun_grid(tiny_hbn, tmp_path):
-    proc = run_cli(tmp_path, "+pipeline=baseline,no_contrastive", "seed=0,1", data_root=tiny_hbn, multirun=True)
+    proc = run_cli(
+        tmp_path, "+pipeline=baseline,no_contrastive", "seed=0,1", data_root=tiny_hbn, multirun=True
+    )
     frame = runs(tmp_path)
     parents = frame[frame["tags.eegphase.phase"] == "pipeline"]
     assert len(parents) == 4 and (parents["status"] == "FINISHED").all()
@@ -180,7 +188,9 @@ def test_bad_inputs_fail_clearly_and_keep_what_is_tracked(full_run, tiny_hbn):
     assert bad.returncode != 0 and "0" * 32 in bad.stderr
     # a checkpoint of another architecture: shapes do not fit
     frame = runs(workdir)
-    pretrain_run = frame[(frame["tags.eegphase.phase"] == "pretrain") & (frame["tags.eegphase.reused"] == "false")]
+    pretrain_run = frame[
+        (frame["tags.eegphase.phase"] == "pretrain") & (frame["tags.eegphase.reused"] == "false")
+    ]
     uri = f"runs:/{pretrain_run.iloc[0]['run_id']}/checkpoints/best.pt"
     bad = run_cli(workdir, "+pipeline=baseline", f"phases.finetune.init_from={uri}", "model=labram_small",
                   data_root=tiny_hbn, check=False)  # fmt: skip

@@ -58,7 +58,9 @@ def run_grid(folder: Path, data_root: Path, cache_dir: Path, reuse: bool) -> flo
 
 def cell_metrics(folder: Path) -> dict[tuple[str, str], dict[str, float]]:
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["eegphase"], filter_string="tags.`eegphase.phase` = 'pipeline'")
+    runs = mlflow.search_runs(
+        experiment_names=["eegphase"], filter_string="tags.`eegphase.phase` = 'pipeline'"
+    )
     return {
         (row["tags.eegphase.pipeline"], row["params.seed"]): {m: row[f"metrics.{m}"] for m in METRICS}
         for _, row in runs.iterrows()
@@ -73,7 +75,9 @@ def trained_phases(folder: Path) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m eegphase.bench grid")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep everything here instead of a temp folder")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep everything here instead of a temp folder"
+    )
     args = parser.parse_args(argv)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="eegphase-grid-"))
     data = work / "hbn"
@@ -82,15 +86,21 @@ def main(argv: list[str] | None = None) -> dict:
                      ccd_trials_per_run=8, seed=0, progress=False)  # fmt: skip
     cache = work / "cache"
     # build the cache once, untimed: both grids then only train
-    prepare({"sources": {"hbn": {"kind": "hbn", "root": str(data)}}}, cache, modes=["pretrain"], progress=False)
+    prepare(
+        {"sources": {"hbn": {"kind": "hbn", "root": str(data)}}}, cache, modes=["pretrain"], progress=False
+    )
     with_reuse, without = work / "with-reuse", work / "without-reuse"
     for folder in (with_reuse, without):
         shutil.rmtree(folder, ignore_errors=True)
     seconds_without = run_grid(without, data, cache, reuse=False)
     seconds_with = run_grid(with_reuse, data, cache, reuse=True)
     a, b = cell_metrics(with_reuse), cell_metrics(without)
-    identical = len(a) == 12 and a.keys() == b.keys() and all(
-        a[k][m] == b[k][m] or (math.isnan(a[k][m]) and math.isnan(b[k][m])) for k in a for m in METRICS
+    identical = (
+        len(a) == 12
+        and a.keys() == b.keys()
+        and all(
+            a[k][m] == b[k][m] or (math.isnan(a[k][m]) and math.isnan(b[k][m])) for k in a for m in METRICS
+        )
     )
     results = {
         "grid_cells": len(a),
@@ -98,8 +108,12 @@ def main(argv: list[str] | None = None) -> dict:
         "grid_seconds_without_reuse": seconds_without,
         "grid_reuse_time_ratio": seconds_with / seconds_without,
         "grid_metrics_identical": bool(identical),
-        "phases_trained_with_reuse": ", ".join(f"{k}={v}" for k, v in sorted(trained_phases(with_reuse).items())),
-        "phases_trained_without_reuse": ", ".join(f"{k}={v}" for k, v in sorted(trained_phases(without).items())),
+        "phases_trained_with_reuse": ", ".join(
+            f"{k}={v}" for k, v in sorted(trained_phases(with_reuse).items())
+        ),
+        "phases_trained_without_reuse": ", ".join(
+            f"{k}={v}" for k, v in sorted(trained_phases(without).items())
+        ),
     }
     print(f"ablation grid: {len(a)} cells (4 pipelines x 3 seeds)")
     print(f"{'measurement':<40}{'value':>14}")

@@ -47,7 +47,10 @@ def _pair_loader(ctx: PhaseContext, split: str, train: bool) -> DataLoader:
     phase = ctx.phase_cfg
     data = dataset(ctx, "movies", split)
     sampler = MoviePairSampler(
-        data.windows, int(phase.batch_size), mode=str(ctx.cfg.contrastive.pair_mode), seed=ctx.seed if train else 0
+        data.windows,
+        int(phase.batch_size),
+        mode=str(ctx.cfg.contrastive.pair_mode),
+        seed=ctx.seed if train else 0,
     )
     if not train:
         sampler.set_epoch(0)
@@ -80,7 +83,9 @@ class _Capped:
 def run(ctx: PhaseContext) -> PhaseOutput:
     phase = ctx.phase_cfg
     if not ctx.cfg.contrastive.enabled:
-        raise ValueError("the contrastive phase ran with contrastive=none; the pipeline should have skipped it")
+        raise ValueError(
+            "the contrastive phase ran with contrastive=none; the pipeline should have skipped it"
+        )
     seed_everything(ctx.seed)
     encoder = encoder_from_config(ctx.model_cfg)
     report = None
@@ -101,14 +106,18 @@ def run(ctx: PhaseContext) -> PhaseOutput:
 
     directory = ctx.work_dir / "encoder"
     directory.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(model, step, make_trainer_config(ctx, directory), on_log=ctx.log_metrics, device=ctx.device)
+    trainer = Trainer(
+        model, step, make_trainer_config(ctx, directory), on_log=ctx.log_metrics, device=ctx.device
+    )
     result = trainer.fit(train, val, epochs=int(phase.epochs), resume_from=resume_point(directory))
     ctx.log_figure(learning_curves(result.history, "contrastive"), "plots/curves.png")
     ctx.log_figure(_similarity_plot(result.history), "plots/similarity.png")
     metrics = dict(result.history[-1]) if result.history else {}
     if report is not None:
         metrics["init_missing_keys"] = float(len(report.missing))
-    return PhaseOutput(checkpoint=trainer.best_checkpoint, metrics=metrics, files={"checkpoints": trainer.best_checkpoint})
+    return PhaseOutput(
+        checkpoint=trainer.best_checkpoint, metrics=metrics, files={"checkpoints": trainer.best_checkpoint}
+    )
 
 
 def _similarity_plot(history: list[dict[str, float]]):

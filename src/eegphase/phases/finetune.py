@@ -82,7 +82,9 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     test_data = dataset(ctx, task.mode, "test", targets=targets, crop_s=crop)
     batch = int(phase.batch_size)
     train = loader(ctx, train_data, batch, True, phase.max_batches_per_epoch)
-    val = loader(ctx, val_data, batch, False, phase.max_eval_batches)  # monitors training; scored in full below
+    val = loader(
+        ctx, val_data, batch, False, phase.max_eval_batches
+    )  # monitors training; scored in full below
     full_val, test = loader(ctx, val_data, batch, False), loader(ctx, test_data, batch, False)
 
     seed_everything(ctx.seed)
@@ -92,7 +94,9 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     elif kind == "regression":
         n_outputs = 1
     else:
-        raise ValueError(f"phases.finetune.tasks.{task_name}.kind must be regression or classification, got {kind!r}")
+        raise ValueError(
+            f"phases.finetune.tasks.{task_name}.kind must be regression or classification, got {kind!r}"
+        )
     model = build_predictor(ctx.model_cfg, n_outputs=n_outputs, task=kind)
     if kind == "regression":
         nn.init.constant_(model.head.net[-1].bias, float(np.nanmean(y_train)))  # start at the mean predictor
@@ -134,7 +138,9 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
         else:
             metrics[f"{split}_balanced_accuracy_{short}"] = balanced_accuracy(true, pred.argmax(1))
         if split == "test" and kind == "regression":
-            ctx.log_figure(_scatter(true, pred[:, 0], f"{task_name}: test predictions"), f"plots/{task_name}_test.png")
+            ctx.log_figure(
+                _scatter(true, pred[:, 0], f"{task_name}: test predictions"), f"plots/{task_name}_test.png"
+            )
     metrics[f"{task_name}_best_epoch"] = float(result.best_epoch or 0)
     done.write_text(json.dumps(metrics))
     return metrics, trainer.best_checkpoint
@@ -161,5 +167,7 @@ def run(ctx: PhaseContext) -> PhaseOutput:
     for split in ("val", "test"):
         c1, c2 = metrics.get(f"{split}_nrmse_c1"), metrics.get(f"{split}_nrmse_c2")
         if c1 is not None and c2 is not None:
-            metrics[f"{split}_score"] = challenge_score(c1, c2) if not (math.isnan(c1) or math.isnan(c2)) else math.nan
+            metrics[f"{split}_score"] = (
+                challenge_score(c1, c2) if not (math.isnan(c1) or math.isnan(c2)) else math.nan
+            )
     return PhaseOutput(checkpoint=checkpoint, metrics=metrics, files=files)

@@ -38,7 +38,9 @@ class AuxiliaryObjective:
         unknown = sorted(set(tasks) - {"p_factor", "age", "sex"})
         if unknown:
             raise KeyError(f"aux_task.tasks has unknown task(s) {unknown}; known: p_factor, age, sex")
-        self.tasks = {name: (float(spec["weight"]), loss_by_name(spec["loss"])) for name, spec in tasks.items()}
+        self.tasks = {
+            name: (float(spec["weight"]), loss_by_name(spec["loss"])) for name, spec in tasks.items()
+        }
         self.columns = {name: target_names.index(name) for name in self.tasks}
 
     def __bool__(self) -> bool:
@@ -85,7 +87,9 @@ def _mark_done(directory: Path, metrics: dict) -> None:
     (directory / "done.json").write_text(json.dumps(metrics))
 
 
-def _fit(ctx: PhaseContext, model, step_fn, train, val, epochs, directory: Path, prefix: str) -> tuple[Trainer, dict]:
+def _fit(
+    ctx: PhaseContext, model, step_fn, train, val, epochs, directory: Path, prefix: str
+) -> tuple[Trainer, dict]:
     """Train one stage with the engine, resuming it when an earlier run was interrupted."""
     trainer = Trainer(
         model,
@@ -96,7 +100,9 @@ def _fit(ctx: PhaseContext, model, step_fn, train, val, epochs, directory: Path,
     )
     result = trainer.fit(train, val, epochs=epochs, resume_from=resume_point(directory))
     if result.history:
-        ctx.log_figure(learning_curves(result.history, f"{ctx.name} {prefix.rstrip('/')}"), f"plots/{prefix}curves.png")
+        ctx.log_figure(
+            learning_curves(result.history, f"{ctx.name} {prefix.rstrip('/')}"), f"plots/{prefix}curves.png"
+        )
     final = {f"{prefix}{k}": v for k, v in (result.history[-1] if result.history else {}).items()}
     return trainer, final
 
@@ -111,9 +117,15 @@ def train_tokenizer(ctx: PhaseContext, train, val) -> nn.Module:
 
     def step(model, batch):
         out = model(batch["x"])
-        return out.loss, {"amplitude": out.amplitude_loss, "phase": out.phase_loss, "commit": out.commitment_loss}
+        return out.loss, {
+            "amplitude": out.amplitude_loss,
+            "phase": out.phase_loss,
+            "commit": out.commitment_loss,
+        }
 
-    trainer, final = _fit(ctx, tokenizer, step, train, val, int(phase.tokenizer_epochs), directory, "tokenizer/")
+    trainer, final = _fit(
+        ctx, tokenizer, step, train, val, int(phase.tokenizer_epochs), directory, "tokenizer/"
+    )
     _mark_done(directory, final)
     state = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
     tokenizer.load_state_dict(state)
@@ -125,7 +137,9 @@ def run(ctx: PhaseContext) -> PhaseOutput:
     objective = str(phase.objective)
     model_name = ctx.model_cfg["name"]
     if objective == "mem" and model_name != "labram":
-        raise ValueError(f"phases.pretrain.objective=mem needs model=labram_*, not {model_name!r} (or use jepa)")
+        raise ValueError(
+            f"phases.pretrain.objective=mem needs model=labram_*, not {model_name!r} (or use jepa)"
+        )
     if objective == "jepa" and model_name != "signal_jepa":
         raise ValueError(f"phases.pretrain.objective=jepa needs model=signal_jepa, not {model_name!r}")
     if objective not in ("mem", "jepa"):

@@ -148,7 +148,9 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
             found = tracker.find_finished(fingerprint, phase) if cfg.reuse else None
             if found is not None:
                 weights_run = found.info.run_id
-                with tracker.run(phase, {**phase_tags, TAG_REUSED: "true", "eegphase.reused_run": weights_run}, parent) as run_id:
+                with tracker.run(
+                    phase, {**phase_tags, TAG_REUSED: "true", "eegphase.reused_run": weights_run}, parent
+                ) as run_id:
                     tracker.log_metrics(run_id, found.data.metrics)
                 metrics = dict(found.data.metrics)
                 log.info("%s: reusing run %s (fingerprint %s)", phase, weights_run, fingerprint)
@@ -179,11 +181,15 @@ def _train_phase(
 ) -> dict[str, float]:
     work_dir = Path(cfg.work_dir) / f"{phase}-{fingerprint}"
     complete = work_dir / COMPLETE_MARKER
-    if complete.exists():  # finished before but not reused (reuse=false, or its MLflow run is gone): start over
+    if (
+        complete.exists()
+    ):  # finished before but not reused (reuse=false, or its MLflow run is gone): start over
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     phase_cfg = OmegaConf.to_container(cfg.phases[phase], resolve=True)
-    tracker.log_params(run_id, {"phase": phase_cfg, "model": OmegaConf.to_container(cfg.model, resolve=True), "seed": seed})
+    tracker.log_params(
+        run_id, {"phase": phase_cfg, "model": OmegaConf.to_container(cfg.model, resolve=True), "seed": seed}
+    )
     tracker.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     init_path = tracker.download(init_uri, work_dir / "init") if init_uri else None
     ctx = PhaseContext(

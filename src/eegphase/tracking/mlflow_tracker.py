@@ -76,7 +76,9 @@ class Tracker:
         if found is not None:
             return found.experiment_id
         try:
-            return self.client.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+            return self.client.create_experiment(
+                self.experiment_name, artifact_location=self.artifact_location
+            )
         except MlflowException:
             found = self.client.get_experiment_by_name(self.experiment_name)
             if found is None:
@@ -105,7 +107,8 @@ class Tracker:
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         items = [
-            mlflow.entities.Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in flatten(params).items()
+            mlflow.entities.Param(key, str(value)[:MAX_PARAM_LENGTH])
+            for key, value in flatten(params).items()
         ]
         for start in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[start : start + 100])
@@ -138,7 +141,9 @@ class Tracker:
     # ------------------------------------------------------------------ reuse
     def runs_with_fingerprint(self, fingerprint: str, phase: str) -> list[Run]:
         query = f"tags.`{TAG_FINGERPRINT}` = '{fingerprint}' and tags.`{TAG_PHASE}` = '{phase}'"
-        return self.client.search_runs([self.experiment_id], filter_string=query, order_by=["start_time DESC"])
+        return self.client.search_runs(
+            [self.experiment_id], filter_string=query, order_by=["start_time DESC"]
+        )
 
     def find_finished(self, fingerprint: str, phase: str) -> Run | None:
         """The newest FINISHED run of this phase and fingerprint that trained (not itself a reuse)."""
@@ -166,11 +171,15 @@ class Tracker:
         if not uri.startswith("runs:/"):
             path = Path(uri)
             if not path.exists():
-                raise TrackingError(f"init_from {uri!r}: no such file (expected runs:/<run_id>/<path> or a path)")
+                raise TrackingError(
+                    f"init_from {uri!r}: no such file (expected runs:/<run_id>/<path> or a path)"
+                )
             return path
         match = RUNS_URI.match(uri)
         if match is None:
-            raise TrackingError(f"init_from {uri!r} is not a valid MLflow URI: expected runs:/<32-hex run id>/<path>")
+            raise TrackingError(
+                f"init_from {uri!r} is not a valid MLflow URI: expected runs:/<32-hex run id>/<path>"
+            )
         self.get_run(match["run_id"])
         if dst is not None:
             os.makedirs(dst, exist_ok=True)
@@ -179,7 +188,9 @@ class Tracker:
                 artifact_uri=uri, dst_path=None if dst is None else str(dst), tracking_uri=self.tracking_uri
             )
         except (MlflowException, OSError) as exc:
-            raise TrackingError(f"init_from {uri!r}: artifact not found in run {match['run_id']} ({exc})") from exc
+            raise TrackingError(
+                f"init_from {uri!r}: artifact not found in run {match['run_id']} ({exc})"
+            ) from exc
         return Path(local)
 
 
