@@ -47,7 +47,7 @@ def main(cfg: DictConfig) -> float:
     try:
         result = run_pipeline(cfg, overrides)
     except Exception:
-        if not (sweeping and cfg.get("hparams_search")):
+        if not (sweeping and hydra_cfg.runtime.choices.get("hparams_search")):
             raise
         log.exception("trial failed (%s); the search goes on", " ".join(overrides))
         return FAILED_TRIAL_SCORE
