@@ -6,20 +6,10 @@ import string
 
 import numpy as np
 
+from eegphase.data.readers.subjects import HBN_EXCLUDED_SUBJECTS
+
 # The start kit drops these subjects; never issuing them means no synthetic subject is silently lost.
-EXCLUDED_HBN_SUBJECTS = frozenset(
-    {
-        "NDARWV769JM7",
-        "NDARME789TD2",
-        "NDARUA442ZVF",
-        "NDARJP304NK1",
-        "NDARTY128YLU",
-        "NDARDW550GU6",
-        "NDARLD243KRE",
-        "NDARUJ292JXV",
-        "NDARBA381JGH",
-    }
-)
+EXCLUDED_HBN_SUBJECTS = frozenset(HBN_EXCLUDED_SUBJECTS)
 
 _UPPER = np.array(list(string.ascii_uppercase))
 _LOWER = np.array(list(string.ascii_lowercase))
