@@ -70,7 +70,13 @@ def tracking_server(tmp_path_factory):
         "--backend-store-uri": f"sqlite:///{base / 'server.db'}",
         "--artifacts-destination": str(base / "artifacts"),
     }
-    cmd = [sys.executable, "-m", "eegphase.tracking.server", "server", *(p for item in options.items() for p in item)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "eegphase.tracking.server",
+        "server",
+        *(p for item in options.items() for p in item),
+    ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no background job workers
     with open(log_path, "w") as log:
         proc = subprocess.Popen(

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     from mlflow.cli import cli
 
-    return cli.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="mlflow", standalone_mode=True)
+    return cli.main(
+        args=list(sys.argv[1:] if argv is None else argv), prog_name="mlflow", standalone_mode=True
+    )
 
 
 if __name__ == "__main__":
