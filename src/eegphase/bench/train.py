@@ -32,10 +32,8 @@ from eegphase.engine.loop import Trainer, TrainerConfig
 from eegphase.engine.optim import OptimizerConfig
 from eegphase.engine.precision import Precision, make_precision
 from eegphase.models.eegnex import EEGNeX
-from eegphase.models.masking import symmetric_patch_masks
 from eegphase.models.predictor import encoder_from_config
-from eegphase.objectives.masked_modeling import split_stacked_logits, symmetric_masked_modeling_loss
-from eegphase.phases.pretrain import MaskedPretrainModel
+from eegphase.phases.pretrain import MaskedPretrainModel, masked_modelling
 
 N_CHANS, N_TIMES = 129, 200
 LossFn = Callable[[], torch.Tensor]
@@ -138,11 +136,7 @@ def masked_modelling_loss(
     codes = torch.randint(0, n_codes, (batch_size, n_tokens), generator=gen).to(device)
 
     def loss() -> torch.Tensor:
-        mask, inverse = symmetric_patch_masks(batch_size, n_tokens, 0.5, device=device)
-        stacked = torch.cat([mask, inverse])
-        tokens = model.encoder(torch.cat([x, x]), mask=stacked, return_all_tokens=True)
-        view, inverse_view = split_stacked_logits(model.code_head(tokens, stacked), mask)
-        return symmetric_masked_modeling_loss(view, inverse_view, codes, mask).loss
+        return masked_modelling(model, x, codes, 0.5)[0].loss
 
     return model, loss
 

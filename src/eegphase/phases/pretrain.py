@@ -22,7 +22,11 @@ from eegphase.models.masking import symmetric_patch_masks
 from eegphase.models.predictor import encoder_from_config
 from eegphase.models.registry import build_encoder
 from eegphase.models.signal_jepa import SignalJEPAPretrainer
-from eegphase.objectives.masked_modeling import split_stacked_logits, symmetric_masked_modeling_loss
+from eegphase.objectives.masked_modeling import (
+    MaskedModelingResult,
+    split_stacked_logits,
+    symmetric_masked_modeling_loss,
+)
 from eegphase.objectives.regression import loss_by_name
 from eegphase.phases.common import PhaseContext, PhaseOutput, dataset, learning_curves, loader, resume_point
 from eegphase.phases.common import trainer_config as make_trainer_config
@@ -66,6 +70,20 @@ class MaskedPretrainModel(nn.Module):
         self.encoder = encoder
         self.code_head = CodePredictionHead(encoder.embed_dim, n_codes)
         self.aux_heads = AuxiliaryHeads(encoder.embed_dim) if with_aux else None
+
+
+def masked_modelling(
+    model: MaskedPretrainModel, x: torch.Tensor, codes: torch.Tensor, ratio: float
+) -> tuple[MaskedModelingResult, torch.Tensor]:
+    """LaBraM's symmetric MEM on one batch: both views in one stacked forward, logits on masked rows only.
+
+    Returns the loss result and the first view's patch tokens (for the auxiliary heads).
+    """
+    mask, inverse = symmetric_patch_masks(x.shape[0], codes.shape[1], ratio, device=x.device)
+    stacked = torch.cat([mask, inverse])
+    tokens = model.encoder(torch.cat([x, x]), mask=stacked, return_all_tokens=True)
+    view, inverse_view = split_stacked_logits(model.code_head(tokens, stacked), mask)
+    return symmetric_masked_modeling_loss(view, inverse_view, codes, mask), tokens[: x.shape[0]]
 
 
 class JepaPretrainModel(nn.Module):
@@ -163,14 +181,10 @@ def run(ctx: PhaseContext) -> PhaseOutput:
             x = batch["x"]
             with torch.no_grad():
                 codes = tokenizer.encode(x)
-            mask, inverse = symmetric_patch_masks(x.shape[0], codes.shape[1], ratio, device=x.device)
-            stacked = torch.cat([mask, inverse])
-            tokens = model.encoder(torch.cat([x, x]), mask=stacked, return_all_tokens=True)
-            view, inverse_view = split_stacked_logits(model.code_head(tokens, stacked), mask)
-            mem = symmetric_masked_modeling_loss(view, inverse_view, codes, mask)
+            mem, tokens = masked_modelling(model, x, codes, ratio)
             losses = {"mem": mem.loss}
             if aux:
-                losses.update(aux(model.aux_heads, tokens[: x.shape[0]].mean(dim=1), batch["y"]))
+                losses.update(aux(model.aux_heads, tokens.mean(dim=1), batch["y"]))
             return losses, {"mem_accuracy": mem.accuracy}
 
     else:
