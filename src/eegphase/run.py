@@ -11,12 +11,14 @@ import logging
 import math
 import signal
 import sys
+import time
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from eegphase.config import CONF_DIR
+from eegphase.engine.distributed import broadcast_from_main, cleanup_distributed, dist_info, init_distributed
 from eegphase.pipeline.runner import run_pipeline
 from eegphase.pipeline.schema import register_schemas
 
@@ -53,11 +55,43 @@ def main(cfg: DictConfig) -> float:
         return FAILED_TRIAL_SCORE
     score = objective(result.metrics)
     table = "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test_"))
-    print(f"pipeline {cfg.pipeline.name} seed {cfg.seed}: {table}  (MLflow run {result.parent_run_id})")
+    if dist_info().is_main:
+        print(f"pipeline {cfg.pipeline.name} seed {cfg.seed}: {table}  (MLflow run {result.parent_run_id})")
     if not math.isfinite(score):
         return FAILED_TRIAL_SCORE
     return score
 
 
+def torchrun_argv(argv: list[str]) -> list[str]:
+    """Join torchrun's process group (if launched by it) and adapt the command line for this rank.
+
+    Every rank runs Hydra: they share one run folder (stamped with rank 0's clock unless
+    ``hydra.run.dir`` is given), and only rank 0 writes Hydra's files there (``.hydra/``, the log file);
+    the other ranks log warnings to their console. Sweeps (``-m``) are refused: launch one torchrun per job.
+    """
+    info = init_distributed()
+    if not info.enabled:
+        return argv
+    args = argv[1:]
+    if any(arg in ("-m", "--multirun") for arg in args):
+        raise SystemExit(
+            "eegphase.run: -m/--multirun under torchrun is not supported (every rank would run the sweep); "
+            "sweep with a launcher that starts one torchrun job per configuration"
+        )
+    extra = []
+    stamp = broadcast_from_main(time.strftime("%Y-%m-%d/%H-%M-%S"))
+    if not any(arg.startswith("hydra.run.dir=") for arg in args):
+        extra.append(f"hydra.run.dir=outputs/{stamp}")
+    if info.rank > 0:
+        extra.append("hydra.output_subdir=null")
+        if not any(arg.startswith("hydra/job_logging=") for arg in args):
+            extra += ["hydra/job_logging=stdout", "hydra.job_logging.root.level=WARNING"]
+    return [argv[0], *args, *extra]
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.argv = torchrun_argv(sys.argv)
+    try:
+        sys.exit(main())
+    finally:
+        cleanup_distributed()

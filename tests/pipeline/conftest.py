@@ -34,12 +34,22 @@ def tiny_hbn(tmp_path_factory) -> Path:
     return root
 
 
+def torchrun(nproc: int) -> list[str]:
+    """``torchrun --standalone --nproc_per_node=<nproc>`` of this interpreter's environment."""
+    exe = Path(sys.executable).with_name("torchrun")
+    return [str(exe) if exe.exists() else "torchrun", "--standalone", f"--nproc_per_node={nproc}"]
+
+
 def run_cli(workdir: Path, *overrides: str, data_root: Path, check: bool = True, timeout: int = 600,
-            multirun: bool = False) -> subprocess.CompletedProcess:  # fmt: skip
-    """``python -m eegphase.run`` with the tiny settings, its data at ``data_root``, in ``workdir``."""
-    cmd = [sys.executable, "-m", "eegphase.run", *(["-m"] if multirun else []), *TINY, f"data.root={data_root}",
+            multirun: bool = False, nproc: int | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """``python -m eegphase.run`` (or ``torchrun --nproc_per_node=<nproc> -m eegphase.run``) with the tiny
+    settings, its data at ``data_root``, in ``workdir``."""
+    launcher = [sys.executable] if nproc is None else torchrun(nproc)
+    cmd = [*launcher, "-m", "eegphase.run", *(["-m"] if multirun else []), *TINY, f"data.root={data_root}",
            "~data.generate", *overrides]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "EEGPHASE_CONF_DIR": str(ROOT / "conf")}
+    if nproc is not None:
+        env["OMP_NUM_THREADS"] = "1"  # one thread per rank on a small machine
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")

@@ -93,3 +93,31 @@ def barrier() -> None:
     """Wait for every rank (no-op without a group)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def broadcast_from_main(obj: object) -> object:
+    """Rank 0's ``obj`` on every rank (pickled; for small decisions such as run ids); ``obj`` without a group.
+
+    Every rank must call it at the same point; the value other ranks pass is ignored.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [obj if dist.get_rank() == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return obj
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (for attribute access such as an EMA update), else ``model``."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def resolve_device(name: str = "auto", info: DistInfo | None = None) -> torch.device:
+    """``auto`` -> this rank's CUDA device or the CPU; a bare ``cuda`` -> this rank's GPU under torchrun."""
+    info = info or dist_info()
+    if name == "auto":
+        return default_device(info)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", info.local_rank)
+    return device

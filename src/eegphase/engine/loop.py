@@ -473,10 +473,11 @@ def _plain_config(config: TrainerConfig) -> dict[str, Any]:
 
 
 def _set_sampler_epoch(loader: Any, epoch: int) -> None:
-    """DistributedSampler-style samplers derive their order from (seed, epoch)."""
-    sampler = getattr(loader, "sampler", None)
-    if hasattr(sampler, "set_epoch"):
-        sampler.set_epoch(epoch)
+    """DistributedSampler-style samplers (or batch samplers) derive their order from (seed, epoch)."""
+    for name in ("sampler", "batch_sampler"):
+        sampler = getattr(loader, name, None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
 
 
 def _loader_generators(loader: Any) -> dict[str, torch.Generator]:

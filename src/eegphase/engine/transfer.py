@@ -146,6 +146,17 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
         param.requires_grad_(flag)
 
 
+def freeze_unused_mask_token(encoder: nn.Module) -> None:
+    """Freeze the mask token of an encoder that never masks (fine-tuning, contrastive, the tokenizer).
+
+    The token gets no gradient there anyway; frozen, DDP does not wait for it (no need for
+    ``find_unused_parameters``), and its pretrained value travels on unchanged.
+    """
+    token = getattr(encoder, "mask_token", None)
+    if isinstance(token, nn.Parameter):
+        token.requires_grad_(False)
+
+
 @dataclass(frozen=True)
 class FreezeSchedule:
     """The encoder stays frozen for the first ``freeze_epochs`` epochs (0-based), then trains."""

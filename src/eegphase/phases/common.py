@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,12 +11,14 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from eegphase.data.datasets import make_dataset
 from eegphase.data.splits import SplitConfig
+from eegphase.engine.distributed import dist_info
 from eegphase.engine.loop import TrainerConfig
 from eegphase.engine.optim import OptimizerConfig, ScheduleConfig
+from eegphase.engine.sampler import ShardedShuffleSampler
 from eegphase.engine.seeding import make_generator, seed_worker
 
 LogFn = Callable[[dict[str, float], int], None]
@@ -33,6 +36,11 @@ class PhaseContext:
     device: torch.device
     log_metrics: LogFn = lambda metrics, step: None
     log_figure: Callable[[Any, str], None] = lambda figure, name: None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 (or a single process): the one that writes shared files such as ``done.json``."""
+        return dist_info().is_main
 
     @property
     def phase_cfg(self) -> DictConfig:
@@ -74,13 +82,18 @@ def dataset(ctx: PhaseContext, mode: str, split: str | None, **kwargs) -> Datase
 def loader(
     ctx: PhaseContext, data: Dataset, batch_size: int, train: bool, max_batches: int | None = None
 ) -> DataLoader:
-    """Shuffled (seeded, resumable) batches for training, ordered ones for evaluation."""
+    """Shuffled batches for training (seeded by (seed, epoch), this rank's share under torchrun), ordered
+    ones for evaluation (the whole split on every rank: the engine reduces the metrics over ranks).
+
+    ``batch_size`` and ``max_batches`` (training: batches per epoch) are per process.
+    """
     if len(data) == 0:
         raise ValueError(f"phase {ctx.name}: a {'training' if train else 'evaluation'} split has no windows")
-    generator = make_generator(ctx.seed)
+    info = dist_info()
     if train:
-        n = len(data) if max_batches is None else min(len(data), max_batches * batch_size)
-        sampler = RandomSampler(data, num_samples=n, generator=generator)
+        sampler = ShardedShuffleSampler(
+            len(data), batch_size, ctx.seed, info.rank, info.world_size, max_batches
+        )
     elif max_batches is not None and max_batches * batch_size < len(data):
         # the same fixed, spread-out subset every epoch, so validation curves stay comparable
         picked = np.sort(np.random.default_rng(0).choice(len(data), max_batches * batch_size, replace=False))
@@ -92,10 +105,9 @@ def loader(
         data,
         batch_size=min(batch_size, len(data)),
         sampler=sampler,
-        drop_last=train and len(data) > batch_size,
         num_workers=workers,
         worker_init_fn=seed_worker if workers else None,
-        generator=generator,
+        generator=make_generator(ctx.seed),
         persistent_workers=False,
     )
 
@@ -128,6 +140,18 @@ def trainer_config(
     for key, value in (overrides or {}).items():
         setattr(config, key, value)
     return config
+
+
+def stage_done(directory: Path) -> dict | None:
+    """The metrics of a stage that finished before an interruption of a later one, if it did."""
+    marker = directory / "done.json"
+    return json.loads(marker.read_text()) if marker.exists() else None
+
+
+def mark_stage_done(ctx: PhaseContext, directory: Path, metrics: dict) -> None:
+    """Record a finished stage (rank 0 writes; every rank sees the same folder)."""
+    if ctx.is_main:
+        (directory / "done.json").write_text(json.dumps(metrics))
 
 
 def resume_point(checkpoint_dir: Path) -> Path | None:

@@ -11,9 +11,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from eegphase.engine.distributed import DistInfo, dist_info
 from eegphase.engine.loop import Trainer
+from eegphase.engine.sampler import ShardedBatchSampler
 from eegphase.engine.seeding import make_generator, seed_everything
-from eegphase.engine.transfer import load_encoder_weights
+from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weights
 from eegphase.models.heads import ProjectionHead
 from eegphase.models.predictor import encoder_from_config
 from eegphase.objectives.infonce import InfoNCELoss
@@ -43,41 +45,29 @@ def _collate(pairs):
     return {"anchor": anchors, "positive": positives}
 
 
-def _pair_loader(ctx: PhaseContext, split: str, train: bool) -> DataLoader:
+def _pair_loader(ctx: PhaseContext, split: str, train: bool, max_batches: int | None) -> DataLoader:
+    """Batches of (anchor, positive) pairs; in training this rank's share of each epoch's plan.
+
+    ``batch_size`` is per process and InfoNCE's negatives are the other pairs of the same process's batch.
+    """
     phase = ctx.phase_cfg
     data = dataset(ctx, "movies", split)
-    sampler = MoviePairSampler(
+    pairs = MoviePairSampler(
         data.windows,
         int(phase.batch_size),
         mode=str(ctx.cfg.contrastive.pair_mode),
         seed=ctx.seed if train else 0,
     )
-    if not train:
-        sampler.set_epoch(0)
+    info = dist_info() if train else DistInfo()
     return DataLoader(
         PairDataset(data),
-        batch_sampler=sampler,
+        batch_sampler=ShardedBatchSampler(
+            pairs, info.rank, info.world_size, max_batches, follow_epochs=train
+        ),
         collate_fn=_collate,
         num_workers=int(ctx.cfg.trainer.num_workers),
         generator=make_generator(ctx.seed),
     )
-
-
-class _Capped:
-    """At most ``n`` batches of a loader per epoch (keeps set_epoch and len working)."""
-
-    def __init__(self, inner: DataLoader, n: int | None):
-        self.inner, self.n = inner, n
-        self.batch_sampler = inner.batch_sampler
-
-    def __len__(self) -> int:
-        return len(self.inner) if self.n is None else min(self.n, len(self.inner))
-
-    def __iter__(self):
-        for i, batch in enumerate(self.inner):
-            if i >= len(self):
-                return
-            yield batch
 
 
 def run(ctx: PhaseContext) -> PhaseOutput:
@@ -91,9 +81,10 @@ def run(ctx: PhaseContext) -> PhaseOutput:
     report = None
     if ctx.init_from is not None:
         report = load_encoder_weights(encoder, ctx.init_from, prefix="encoder.")
+    freeze_unused_mask_token(encoder)
     model = ContrastiveModel(encoder, int(phase.projection_dim), float(phase.temperature))
-    train = _Capped(_pair_loader(ctx, "train", True), phase.max_batches_per_epoch)
-    val = _Capped(_pair_loader(ctx, "val", False), phase.max_eval_batches)
+    train = _pair_loader(ctx, "train", True, phase.max_batches_per_epoch)
+    val = _pair_loader(ctx, "val", False, phase.max_eval_batches)
 
     def step(model, batch):
         out = model(batch["anchor"], batch["positive"])

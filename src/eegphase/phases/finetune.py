@@ -7,7 +7,6 @@ NRMSE per challenge and the overall score 0.3 * C1 + 0.7 * C2.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -18,11 +17,20 @@ from torch import nn
 
 from eegphase.engine.loop import Trainer, move_to_device
 from eegphase.engine.seeding import seed_everything
-from eegphase.engine.transfer import FreezeSchedule, load_encoder_weights
+from eegphase.engine.transfer import FreezeSchedule, freeze_unused_mask_token, load_encoder_weights
 from eegphase.models.predictor import build_predictor
 from eegphase.objectives.metrics import balanced_accuracy, challenge_score, nrmse
 from eegphase.objectives.regression import loss_by_name
-from eegphase.phases.common import PhaseContext, PhaseOutput, dataset, learning_curves, loader, resume_point
+from eegphase.phases.common import (
+    PhaseContext,
+    PhaseOutput,
+    dataset,
+    learning_curves,
+    loader,
+    mark_stage_done,
+    resume_point,
+    stage_done,
+)
 from eegphase.phases.common import trainer_config as make_trainer_config
 
 log = logging.getLogger(__name__)
@@ -71,9 +79,9 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     phase = ctx.phase_cfg
     directory = ctx.work_dir / task_name
     directory.mkdir(parents=True, exist_ok=True)
-    done = directory / "done.json"
-    if done.exists():  # finished before an interruption of a later task
-        return json.loads(done.read_text()), directory / "best.pt"
+    finished = stage_done(directory)
+    if finished is not None:  # finished before an interruption of a later task
+        return finished, directory / "best.pt"
     kind = str(task.kind)
     targets = [str(task.target)]
     crop = task.crop_s
@@ -105,6 +113,7 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     if ctx.init_from is not None:
         report = load_encoder_weights(model.encoder, ctx.init_from, prefix="encoder.")
         metrics[f"{task_name}_init_missing_keys"] = float(len(report.missing))
+    freeze_unused_mask_token(model.encoder)
     loss_fn = loss_by_name(str(task.loss))
 
     def step(model, batch):
@@ -118,7 +127,10 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     trainer = Trainer(
         model,
         step,
-        make_trainer_config(ctx, directory),
+        # frozen encoder weights get no gradient in the first epochs; DDP must expect that
+        make_trainer_config(
+            ctx, directory, overrides={"ddp_find_unused_parameters": freeze.freeze_epochs > 0}
+        ),
         on_log=ctx.prefixed_log(f"{task_name}/"),
         on_epoch_end=on_epoch_end,
         device=ctx.device,
@@ -142,7 +154,7 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
                 _scatter(true, pred[:, 0], f"{task_name}: test predictions"), f"plots/{task_name}_test.png"
             )
     metrics[f"{task_name}_best_epoch"] = float(result.best_epoch or 0)
-    done.write_text(json.dumps(metrics))
+    mark_stage_done(ctx, directory, metrics)
     return metrics, trainer.best_checkpoint
 
 

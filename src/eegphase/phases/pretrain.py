@@ -8,15 +8,16 @@ auxiliary heads (p_factor, age, sex) learn from the pooled embedding: L = L_ssl 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from eegphase.data.datasets import TARGETS
+from eegphase.engine.distributed import unwrap
 from eegphase.engine.loop import Trainer
 from eegphase.engine.seeding import seed_everything
+from eegphase.engine.transfer import freeze_unused_mask_token
 from eegphase.models.heads import AuxiliaryHeads, CodePredictionHead
 from eegphase.models.masking import symmetric_patch_masks
 from eegphase.models.predictor import encoder_from_config
@@ -28,20 +29,29 @@ from eegphase.objectives.masked_modeling import (
     symmetric_masked_modeling_loss,
 )
 from eegphase.objectives.regression import loss_by_name
-from eegphase.phases.common import PhaseContext, PhaseOutput, dataset, learning_curves, loader, resume_point
+from eegphase.phases.common import (
+    PhaseContext,
+    PhaseOutput,
+    dataset,
+    learning_curves,
+    loader,
+    mark_stage_done,
+    resume_point,
+)
 from eegphase.phases.common import trainer_config as make_trainer_config
 
 # Auxiliary regression targets are standardised with fixed constants so their losses are on the SSL scale.
 AUX_NORMALISATION = {"age": (12.0, 4.0), "p_factor": (0.0, 1.0)}
+AUX_TASKS = ("p_factor", "age", "sex")  # the heads of AuxiliaryHeads
 
 
 class AuxiliaryObjective:
     """NaN-masked auxiliary losses for the tasks that ``aux_task`` weights (an empty dict: no heads)."""
 
     def __init__(self, tasks: dict, target_names: list[str]):
-        unknown = sorted(set(tasks) - {"p_factor", "age", "sex"})
+        unknown = sorted(set(tasks) - set(AUX_TASKS))
         if unknown:
-            raise KeyError(f"aux_task.tasks has unknown task(s) {unknown}; known: p_factor, age, sex")
+            raise KeyError(f"aux_task.tasks has unknown task(s) {unknown}; known: {', '.join(AUX_TASKS)}")
         self.tasks = {
             name: (float(spec["weight"]), loss_by_name(spec["loss"])) for name, spec in tasks.items()
         }
@@ -51,7 +61,10 @@ class AuxiliaryObjective:
         return bool(self.tasks)
 
     def __call__(self, heads: nn.Module, embedding: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        predictions = heads(embedding.float())
+        return self.losses(heads(embedding.float()), y)
+
+    def losses(self, predictions: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The weighted losses of the heads' ``predictions`` against the target columns of ``y``."""
         losses = {}
         for name, (weight, loss_fn) in self.tasks.items():
             target = y[:, self.columns[name]]
@@ -70,6 +83,17 @@ class MaskedPretrainModel(nn.Module):
         self.encoder = encoder
         self.code_head = CodePredictionHead(encoder.embed_dim, n_codes)
         self.aux_heads = AuxiliaryHeads(encoder.embed_dim) if with_aux else None
+
+    def forward(
+        self, x: torch.Tensor, codes: torch.Tensor, ratio: float
+    ) -> tuple[MaskedModelingResult, dict[str, torch.Tensor] | None]:
+        """MEM on one batch, and the auxiliary heads' predictions from the pooled tokens (None without).
+
+        Everything trained goes through ``forward`` so that DDP sees (and syncs) it.
+        """
+        mem, tokens = masked_modelling(self, x, codes, ratio)
+        aux = self.aux_heads(tokens.mean(dim=1).float()) if self.aux_heads is not None else None
+        return mem, aux
 
 
 def masked_modelling(
@@ -95,24 +119,32 @@ class JepaPretrainModel(nn.Module):
         self.encoder = self.jepa.encoder
         self.aux_heads = AuxiliaryHeads(encoder.embed_dim) if with_aux else None
 
-
-def _stage_done(directory: Path) -> dict | None:
-    marker = directory / "done.json"
-    return json.loads(marker.read_text()) if marker.exists() else None
-
-
-def _mark_done(directory: Path, metrics: dict) -> None:
-    (directory / "done.json").write_text(json.dumps(metrics))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """The JEPA loss on one batch, and the auxiliary heads' predictions (None without heads)."""
+        loss = self.jepa.loss(x)
+        aux = self.aux_heads(self.encoder(x).float()) if self.aux_heads is not None else None
+        return loss, aux
 
 
 def _fit(
-    ctx: PhaseContext, model, step_fn, train, val, epochs, directory: Path, prefix: str
+    ctx: PhaseContext,
+    model,
+    step_fn,
+    train,
+    val,
+    epochs,
+    directory: Path,
+    prefix: str,
+    find_unused: bool = False,
 ) -> tuple[Trainer, dict]:
-    """Train one stage with the engine, resuming it when an earlier run was interrupted."""
+    """Train one stage with the engine, resuming it when an earlier run was interrupted.
+
+    ``find_unused``: some parameters get no gradient (auxiliary heads without a weight), which DDP must know.
+    """
     trainer = Trainer(
         model,
         step_fn,
-        make_trainer_config(ctx, directory),
+        make_trainer_config(ctx, directory, overrides={"ddp_find_unused_parameters": find_unused}),
         on_log=ctx.prefixed_log(prefix),
         device=ctx.device,
     )
@@ -132,6 +164,7 @@ def train_tokenizer(ctx: PhaseContext, train, val) -> nn.Module:
     directory.mkdir(parents=True, exist_ok=True)
     seed_everything(ctx.seed)
     tokenizer = build_encoder("tokenizer", size=phase.tokenizer_size, n_codes=int(phase.n_codes))
+    freeze_unused_mask_token(tokenizer.encoder)
 
     def step(model, batch):
         out = model(batch["x"])
@@ -144,7 +177,7 @@ def train_tokenizer(ctx: PhaseContext, train, val) -> nn.Module:
     trainer, final = _fit(
         ctx, tokenizer, step, train, val, int(phase.tokenizer_epochs), directory, "tokenizer/"
     )
-    _mark_done(directory, final)
+    mark_stage_done(ctx, directory, final)
     state = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
     tokenizer.load_state_dict(state)
     return tokenizer.to(ctx.device).eval().requires_grad_(False)
@@ -181,10 +214,10 @@ def run(ctx: PhaseContext) -> PhaseOutput:
             x = batch["x"]
             with torch.no_grad():
                 codes = tokenizer.encode(x)
-            mem, tokens = masked_modelling(model, x, codes, ratio)
+            mem, predictions = model(x, codes, ratio)
             losses = {"mem": mem.loss}
             if aux:
-                losses.update(aux(model.aux_heads, tokens.mean(dim=1), batch["y"]))
+                losses.update(aux.losses(predictions, batch["y"]))
             return losses, {"mem_accuracy": mem.accuracy}
 
     else:
@@ -192,15 +225,17 @@ def run(ctx: PhaseContext) -> PhaseOutput:
         model = JepaPretrainModel(encoder_from_config(ctx.model_cfg), float(phase.mask_ratio), bool(aux))
 
         def step(model, batch):
-            model.jepa.update_target()  # EMA of the weights the previous optimizer step produced
-            losses = {"jepa": model.jepa.loss(batch["x"])}
+            unwrap(model).jepa.update_target()  # EMA of the weights the previous optimizer step produced
+            loss, predictions = model(batch["x"])
+            losses = {"jepa": loss}
             if aux:
-                losses.update(aux(model.aux_heads, model.encoder(batch["x"]), batch["y"]))
+                losses.update(aux.losses(predictions, batch["y"]))
             return losses, {}
 
     directory = ctx.work_dir / "encoder"
     directory.mkdir(parents=True, exist_ok=True)
-    trainer, final = _fit(ctx, model, step, train, val, int(phase.epochs), directory, "")
+    unused_heads = bool(aux) and set(aux.tasks) != set(AUX_TASKS)
+    trainer, final = _fit(ctx, model, step, train, val, int(phase.epochs), directory, "", unused_heads)
     metrics.update(final)
     files = {"checkpoints": trainer.best_checkpoint}
     if objective == "mem":

@@ -2,8 +2,8 @@
 
 A fingerprint hashes the phase's resolved config (with its effective seed), the encoder config, the settings
 the phase depends on, its upstream phase's fingerprint (or the URI it starts from), the data cache's content
-key and the code version (a hash of the package's source), so any change that could change the result
-changes it.
+key, the code version (a hash of the package's source) and the number of torchrun ranks, so any change
+that could change the result changes it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 import eegphase
+from eegphase.engine.distributed import dist_info
 
 # The parts of the run config each phase depends on, beyond its own phases.<name> block.
 DEPENDS_ON = {
@@ -61,6 +62,9 @@ def phase_fingerprint(cfg: DictConfig, phase: str, seed: int, upstream: str | No
         "data": data_key,
         "code": code_version(),
     }
+    world_size = dist_info().world_size
+    if world_size > 1:  # batch_size is per process: more ranks, a larger global batch, another result
+        payload["world_size"] = world_size
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 

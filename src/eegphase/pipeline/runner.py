@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from eegphase.data.prepare_cache import prepare
+from eegphase.engine.distributed import barrier, broadcast_from_main, dist_info, resolve_device
 from eegphase.phases import contrastive, finetune, pretrain
 from eegphase.phases.common import PhaseContext, PhaseOutput
 from eegphase.pipeline.fingerprint import data_key, phase_fingerprint
@@ -33,6 +34,7 @@ from eegphase.tracking.mlflow_tracker import (
     TAG_REUSED,
     Tracker,
 )
+from eegphase.tracking.rank_zero import RankZeroTracker
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +107,6 @@ def ensure_data(cfg: DictConfig, modes: list[str]):
     return manifest
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def effective_seed(cfg: DictConfig, phase: str) -> int:
     """Upstream phases keep their own seed unless ``seed_all_phases``; fine-tuning follows ``seed``."""
     if phase == "finetune" or cfg.seed_all_phases:
@@ -121,10 +117,13 @@ def effective_seed(cfg: DictConfig, phase: str) -> int:
 def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
     """Run (or reuse) every phase of ``cfg.pipeline``; returns the runs and the final metrics."""
     phases = pipeline_phases(cfg)
-    manifest = ensure_data(cfg, needed_modes(cfg, phases))
-    key = data_key(manifest.fingerprint, cfg)
-    tracker = Tracker(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
-    device = resolve_device(str(cfg.device))
+    info = dist_info()
+    # Under torchrun rank 0 prepares the data and tracks; the others wait for its answers.
+    key = data_key(ensure_data(cfg, needed_modes(cfg, phases)).fingerprint, cfg) if info.is_main else None
+    key = broadcast_from_main(key)
+    tracker_type = RankZeroTracker if info.enabled else Tracker
+    tracker = tracker_type(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
+    device = resolve_device(str(cfg.device), info)
     name = str(cfg.pipeline.name)
     tags = {TAG_PHASE: "pipeline", TAG_PIPELINE: name, TAG_OVERRIDES: " ".join(overrides or [])[:5000]}
     with tracker.run(f"{name}-seed{cfg.seed}", tags) as parent:
@@ -171,7 +170,7 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
 
 def _train_phase(
     cfg: DictConfig,
-    tracker: Tracker,
+    tracker: Tracker | RankZeroTracker,
     run_id: str,
     phase: str,
     seed: int,
@@ -181,10 +180,12 @@ def _train_phase(
 ) -> dict[str, float]:
     work_dir = Path(cfg.work_dir) / f"{phase}-{fingerprint}"
     complete = work_dir / COMPLETE_MARKER
+    main = dist_info().is_main
     if (
-        complete.exists()
-    ):  # finished before but not reused (reuse=false, or its MLflow run is gone): start over
+        main and complete.exists()
+    ):  # finished before but not reused (reuse=false, or its run is gone): start over
         shutil.rmtree(work_dir)
+    barrier()
     work_dir.mkdir(parents=True, exist_ok=True)
     phase_cfg = OmegaConf.to_container(cfg.phases[phase], resolve=True)
     tracker.log_params(
@@ -208,11 +209,12 @@ def _train_phase(
     if "checkpoints" not in output.files:
         tracker.log_artifact(run_id, output.checkpoint, "checkpoints")
     tracker.log_metrics(run_id, {k: v for k, v in output.metrics.items() if _finite(v)})
-    complete.write_text(run_id)
+    if main:
+        complete.write_text(run_id)
     return output.metrics
 
 
-def _log_figure(tracker: Tracker, run_id: str, figure, path: str) -> None:
+def _log_figure(tracker: Tracker | RankZeroTracker, run_id: str, figure, path: str) -> None:
     import matplotlib.pyplot as plt
 
     tracker.log_figure(run_id, figure, path)
