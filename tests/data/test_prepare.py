@@ -20,6 +20,7 @@ import scipy.io
 from eegphase.data.cache import CHUNK, RecordingCache
 from eegphase.data.manifest import Manifest
 from eegphase.data.prepare_cache import prepare
+from eegphase.data.windows import WindowConfig, build_windows
 
 from .conftest import MODES, hbn_tuh_config
 
@@ -117,6 +118,22 @@ def test_windows_stay_inside_their_recordings_and_carry_targets(prepared):
     movies = tables["movies"]
     assert set(movies["task"]) <= {"DespicableMe", "DiaryOfAWimpyKid", "FunwithFractals", "ThePresent"}
     assert (movies["time_bin"] == np.floor(movies["movie_time_s"] / 2.0 + 1e-9)).all()
+
+
+def test_challenge2_minimum_of_eeg_per_subject_counts_every_task(prepared):
+    _, manifest, _, tables = prepared
+    recs = manifest.recordings[manifest.recordings["dataset"] == "hbn"]
+    totals = recs.groupby("subject")["duration_s"].sum()  # every task, not only those challenge 2 windows
+    threshold = float(totals.median())
+    kept = build_windows(manifest, "challenge2", WindowConfig(challenge2_min_subject_s=threshold))
+    unfiltered = set(tables["challenge2"].loc[tables["challenge2"]["dataset"] == "hbn", "subject"])
+    expected = {s for s in unfiltered if totals[s] >= threshold}
+    assert 0 < len(expected) < len(unfiltered)  # the threshold really splits the subjects
+    assert set(kept.loc[kept["dataset"] == "hbn", "subject"]) == expected
+    assert (
+        len(build_windows(manifest, "challenge2", WindowConfig(challenge2_min_subject_s=totals.max() + 1)))
+        == 0
+    )
 
 
 def test_splits_are_disjoint_and_identical_across_modes(prepared):

@@ -32,6 +32,7 @@ class WindowConfig:
     challenge2_length_s: float = 4.0
     challenge2_stride_s: float = 2.0
     challenge2_tasks: tuple[str, ...] | None = None  # None: every task
+    challenge2_min_subject_s: float = 0.0  # the challenge scores subjects with >= 900 s of EEG (all tasks)
     pretrain_length_s: float = 2.0
     pretrain_stride_s: float = 2.0
     movies_length_s: float = 2.0
@@ -189,6 +190,11 @@ def _with_targets(windows: pd.DataFrame, manifest: Manifest, columns: list[str])
 
 def challenge2_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
     recs = manifest.recordings
+    if (
+        cfg.challenge2_min_subject_s > 0
+    ):  # total EEG over every task of the subject, as the challenge counts it
+        total = recs.groupby(["dataset", "subject"])["duration_s"].transform("sum")
+        recs = recs[total >= cfg.challenge2_min_subject_s]
     if cfg.challenge2_tasks is not None:
         recs = recs[recs["task"].isin(cfg.challenge2_tasks)]
     windows = _with_targets(

@@ -68,6 +68,7 @@ def normalize_model_cfg(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     cfg = dict(model_cfg)
     if "name" not in cfg:
         raise ExportError(f"model config {cfg} has no 'name' (expected e.g. {{'name': 'eegnex'}})")
+    cfg.pop("pretrain_objective", None)  # which pretraining suits the model: not a constructor argument
     extra = cfg.pop("kwargs", None) or {}
     if not isinstance(extra, Mapping):
         raise ExportError(f"model config 'kwargs' must be a mapping, got {extra!r}")

@@ -51,8 +51,8 @@ _UNSIZED: dict[str, Callable[..., nn.Module]] = {
 ENCODER_NAMES = tuple(_SIZED) + tuple(_UNSIZED)
 
 
-def build_encoder(name: str, size: str | None = None, **kwargs: Any) -> nn.Module:
-    """An encoder by name; ``size`` (or a ``_<size>`` suffix) picks a preset, ``kwargs`` override it."""
+def resolve_encoder(name: str, size: str | None = None) -> tuple[str, str | None]:
+    """The (name, size) that ``build_encoder`` would build, checked without building anything."""
     if name not in _SIZED and name not in _UNSIZED and "_" in name:
         base, _, suffix = name.rpartition("_")
         if base in _SIZED:
@@ -60,13 +60,22 @@ def build_encoder(name: str, size: str | None = None, **kwargs: Any) -> nn.Modul
     if name in _UNSIZED:
         if size is not None:
             raise ValueError(f"encoder {name!r} has no size presets (got size={size!r})")
-        return _UNSIZED[name](**kwargs)
+        return name, None
     if name not in _SIZED:
         raise ValueError(f"unknown encoder {name!r}; known: {', '.join(ENCODER_NAMES)}")
-    cls, sizes = _SIZED[name]
+    sizes = _SIZED[name][1]
     size = size or "base"
     if size not in sizes:
         raise ValueError(f"unknown size {size!r} for {name!r}; known: {', '.join(sizes)}")
+    return name, size
+
+
+def build_encoder(name: str, size: str | None = None, **kwargs: Any) -> nn.Module:
+    """An encoder by name; ``size`` (or a ``_<size>`` suffix) picks a preset, ``kwargs`` override it."""
+    name, size = resolve_encoder(name, size)
+    if size is None:
+        return _UNSIZED[name](**kwargs)
+    cls, sizes = _SIZED[name]
     return cls(**{**sizes[size], **kwargs})
 
 

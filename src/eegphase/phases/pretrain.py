@@ -183,18 +183,27 @@ def train_tokenizer(ctx: PhaseContext, train, val) -> nn.Module:
     return tokenizer.to(ctx.device).eval().requires_grad_(False)
 
 
-def run(ctx: PhaseContext) -> PhaseOutput:
-    phase = ctx.phase_cfg
-    objective = str(phase.objective)
-    model_name = ctx.model_cfg["name"]
-    if objective == "mem" and model_name != "labram":
+def check_objective(objective: str | None, model_name: str) -> None:
+    """MEM pretrains LaBraM, JEPA pretrains SignalJEPA; anything else is a config error."""
+    if objective is None:
+        raise ValueError(
+            f"model {model_name!r} has no self-supervised objective, so it cannot be pretrained: use "
+            "+pipeline=baseline, or a labram_* or signal_jepa model (or set phases.pretrain.objective)"
+        )
+    if objective not in ("mem", "jepa"):
+        raise ValueError(f"unknown phases.pretrain.objective {objective!r}; choose mem or jepa")
+    if objective == "mem" and not model_name.startswith("labram"):
         raise ValueError(
             f"phases.pretrain.objective=mem needs model=labram_*, not {model_name!r} (or use jepa)"
         )
     if objective == "jepa" and model_name != "signal_jepa":
         raise ValueError(f"phases.pretrain.objective=jepa needs model=signal_jepa, not {model_name!r}")
-    if objective not in ("mem", "jepa"):
-        raise ValueError(f"unknown phases.pretrain.objective {objective!r}; choose mem or jepa")
+
+
+def run(ctx: PhaseContext) -> PhaseOutput:
+    phase = ctx.phase_cfg
+    objective = phase.objective
+    check_objective(objective, ctx.model_cfg["name"])
 
     mode = str(phase.mode)
     train_data, val_data = dataset(ctx, mode, "train"), dataset(ctx, mode, "val")

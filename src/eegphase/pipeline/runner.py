@@ -23,7 +23,7 @@ from eegphase.engine.distributed import barrier, broadcast_from_main, dist_info,
 from eegphase.phases import contrastive, finetune, pretrain
 from eegphase.phases.common import PhaseContext, PhaseOutput
 from eegphase.pipeline.fingerprint import data_key, phase_fingerprint
-from eegphase.pipeline.schema import PHASES
+from eegphase.pipeline.plan import check_run_config, needed_modes
 from eegphase.tracking.mlflow_tracker import (
     TAG_FINGERPRINT,
     TAG_INIT_FROM,
@@ -53,30 +53,6 @@ class PipelineResult:
     phase_runs: dict[str, str] = field(default_factory=dict)  # phase -> run id of the run holding its weights
     reused: dict[str, bool] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def pipeline_phases(cfg: DictConfig) -> list[str]:
-    """The phases to run, in order; ``contrastive=none`` drops the contrastive phase."""
-    if "pipeline" not in cfg or OmegaConf.is_missing(cfg, "pipeline"):
-        raise ValueError("no pipeline chosen: add +pipeline=full (or no_contrastive, no_aux, baseline)")
-    phases = list(cfg.pipeline.phases)
-    unknown = [p for p in phases if p not in PHASES]
-    if unknown:
-        raise ValueError(f"pipeline.phases has unknown phase(s) {unknown}; known: {list(PHASES)}")
-    if not cfg.contrastive.enabled:
-        phases = [p for p in phases if p != "contrastive"]
-    return phases
-
-
-def needed_modes(cfg: DictConfig, phases: list[str]) -> list[str]:
-    modes = []
-    if "pretrain" in phases:
-        modes.append(str(cfg.phases.pretrain.mode))
-    if "contrastive" in phases:
-        modes.append("movies")
-    if "finetune" in phases:
-        modes.extend(str(task.mode) for task in cfg.phases.finetune.tasks.values())
-    return list(dict.fromkeys(modes))
 
 
 def ensure_data(cfg: DictConfig, modes: list[str]):
@@ -116,7 +92,7 @@ def effective_seed(cfg: DictConfig, phase: str) -> int:
 
 def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
     """Run (or reuse) every phase of ``cfg.pipeline``; returns the runs and the final metrics."""
-    phases = pipeline_phases(cfg)
+    phases = check_run_config(cfg)
     info = dist_info()
     # Under torchrun rank 0 prepares the data and tracks; the others wait for its answers.
     key = data_key(ensure_data(cfg, needed_modes(cfg, phases)).fingerprint, cfg) if info.is_main else None

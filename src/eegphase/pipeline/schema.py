@@ -17,6 +17,7 @@ from omegaconf import MISSING
 class ModelSchema:
     name: str = MISSING
     size: str | None = None
+    pretrain_objective: str | None = None  # mem | jepa | None (the model has none)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,7 +51,7 @@ class TrainerSchema:
 
 @dataclass
 class PretrainSchema:
-    objective: str = "mem"
+    objective: str | None = "mem"
     mode: str = "pretrain"
     epochs: int = 4
     tokenizer_epochs: int = 2

@@ -1,0 +1,109 @@
+"""Every option of every config group composes, passes the start-up check and builds what it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from eegphase.config import CONF_DIR
+from eegphase.data.datasets import TARGETS
+from eegphase.data.preprocess import PreprocessConfig
+from eegphase.data.sources import readers_from_config
+from eegphase.data.splits import SplitConfig
+from eegphase.data.windows import WindowConfig
+from eegphase.engine.precision import make_precision
+from eegphase.models.predictor import build_predictor
+from eegphase.phases.common import PhaseContext, trainer_config
+from eegphase.phases.pretrain import AuxiliaryObjective
+from eegphase.pipeline.plan import check_run_config, needed_modes
+from eegphase.pipeline.schema import register_schemas
+
+# group folder -> how a command line selects one of its options
+GROUPS = {
+    "aux_task": "aux_task",
+    "contrastive": "contrastive",
+    "data": "data",
+    "experiment": "experiment",
+    "hparams_search": "hparams_search",
+    "model": "model",
+    "pipeline": "+pipeline",
+    "preprocess": "preprocess",
+    "split": "split",
+    "trainer": "trainer",
+    "windows": "windows",
+    "hydra/launcher": "hydra/launcher",
+}
+EXTRA = {"data=folder": ["data.root=/data/mine"]}  # its root is a required value
+
+
+def _options() -> list[tuple[str, str]]:
+    found = [(group, path.stem) for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))]
+    folders = {str(p.parent.relative_to(CONF_DIR)) for p in CONF_DIR.rglob("*.yaml") if p.parent != CONF_DIR}
+    # every group folder is covered (phase@phases.* is composed by every config; callbacks by every run)
+    assert folders - set(GROUPS) <= {"phase", "hydra/callbacks"}, folders - set(GROUPS)
+    return found
+
+
+def _compose(*overrides: str):
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def _build_everything(cfg, work_dir: Path) -> None:
+    """Construct each object the config names, with the constructors the phases use."""
+    plain = {k: cfg[k] for k in ("data", "preprocess", "windows", "split")}
+    assert readers_from_config(plain["data"])
+    PreprocessConfig.from_mapping(plain["preprocess"])
+    WindowConfig.from_mapping(plain["windows"])
+    SplitConfig.from_mapping(plain["split"])
+    phases = check_run_config(cfg)
+    assert phases and needed_modes(cfg, phases)
+    for phase in phases:
+        ctx = PhaseContext(
+            cfg=cfg, name=phase, seed=0, work_dir=work_dir, init_from=None, device=torch.device("cpu")
+        )
+        make_precision(trainer_config(ctx, work_dir).precision, "cpu")
+    if "pretrain" in phases:
+        AuxiliaryObjective(dict(cfg.aux_task.tasks), TARGETS[str(cfg.phases.pretrain.mode)])
+
+
+@pytest.mark.parametrize(("group", "option"), _options(), ids=lambda x: str(x))
+def test_option_composes_checks_and_builds(group, option, tmp_path):
+    selected = f"{GROUPS[group]}={option}"
+    overrides = [selected, *EXTRA.get(selected, [])]
+    if group != "pipeline":
+        overrides.append("+pipeline=full")
+    cfg = _compose(*overrides)
+    if group == "model" and cfg.model.pretrain_objective is None:  # nothing to pretrain it with
+        cfg = _compose(selected, "+pipeline=baseline")
+    assert cfg.hydra.runtime.choices[group] == option
+    if group == "model":  # the model itself, for real (labram_huge: 369M parameters, ~10 s)
+        model = build_predictor({"name": cfg.model.name, "size": cfg.model.get("size"), **cfg.model.kwargs})
+        assert sum(p.numel() for p in model.parameters()) > 0
+    _build_everything(cfg, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("model.size=gigantic", "unknown size 'gigantic'"),
+        ("contrastive.pair_mode=same_movie", "contrastive.pair_mode='same_movie'"),
+        ("phases.finetune.tasks.challenge1.kind=ordinal", "phases.finetune.tasks.challenge1.kind='ordinal'"),
+        ("phases.finetune.tasks.challenge1.loss=hinge", "phases.finetune.tasks.challenge1.loss"),
+        ("phases.finetune.tasks.challenge1.mode=challenge3", "unknown window mode(s) ['challenge3']"),
+        ("phases.pretrain.objective=jepa", "objective=jepa needs model=signal_jepa"),
+        ("model=eegnex", "model 'eegnex' has no self-supervised objective"),
+        ("trainer.precision=fp8", "trainer.precision='fp8'"),
+        ("data.sources.hbn.kind=edf", "unknown reader kind 'edf'"),
+        ("+windows.challenge2_minutes=15", "challenge2_minutes"),
+    ],
+)
+def test_a_name_that_does_not_exist_fails_at_start_up_by_name(override, named):
+    cfg = _compose("+pipeline=full", override)
+    with pytest.raises((ValueError, KeyError)) as info:
+        check_run_config(cfg)
+    assert named in str(info.value), str(info.value)
