@@ -18,7 +18,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from eegphase.config import CONF_DIR
-from eegphase.engine.distributed import broadcast_from_main, cleanup_distributed, dist_info, init_distributed
+from eegphase.engine.distributed import (
+    broadcast_from_main,
+    cleanup_distributed,
+    dist_info,
+    init_distributed,
+    init_from_submitit,
+)
 from eegphase.pipeline.runner import run_pipeline
 from eegphase.pipeline.schema import register_schemas
 
@@ -43,6 +49,9 @@ def objective(metrics: dict[str, float]) -> float:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     signal.signal(signal.SIGTERM, _terminate)
+    joined = (
+        not dist_info().enabled and init_from_submitit().enabled
+    )  # a multi-task submitit job: one DDP run
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
     sweeping = hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN"
@@ -53,6 +62,9 @@ def main(cfg: DictConfig) -> float:
             raise
         log.exception("trial failed (%s); the search goes on", " ".join(overrides))
         return FAILED_TRIAL_SCORE
+    finally:
+        if joined:
+            cleanup_distributed()
     score = objective(result.metrics)
     table = "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test_"))
     if dist_info().is_main:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mlflow
+import pytest
 
 from .conftest import run_cli
 
@@ -18,3 +19,23 @@ def test_submitit_local_launcher_runs_two_jobs_in_their_own_processes(sweep_data
     results = list(tmp_path.glob("multirun/*/*/.submitit/*/*_result.pkl"))
     logs = list(tmp_path.glob("multirun/*/*/.submitit/*/*_log.err"))
     assert len(results) == 2 and len(logs) == 2
+
+
+def test_a_job_of_two_tasks_is_one_ddp_pipeline(sweep_data, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    run_cli(one, "phases.finetune.batch_size=8", data=sweep_data)
+    run_cli(two, "hydra/launcher=local", "hydra.launcher.tasks_per_node=2", "phases.finetune.batch_size=4",
+            data=sweep_data, multirun=True, timeout=400)  # fmt: skip
+    frames = {}
+    for name, folder in (("one", one), ("two", two)):
+        mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+        frames[name] = mlflow.search_runs(experiment_names=["eegphase"])
+    frame = frames["two"]
+    assert len(frame) == 2 and (frame["status"] == "FINISHED").all()  # rank 0 alone tracked the job
+    assert len(list(two.glob("multirun/*/*/.submitit/*/*_log.err"))) == 2  # two tasks ran it
+    # the two tasks joined one process group: 2 x 4 windows per step train like 1 x 8
+    for metric in ("metrics.val_nrmse_c1", "metrics.test_nrmse_c1"):
+        value = frame[frame["tags.eegphase.phase"] == "pipeline"].iloc[0][metric]
+        reference = frames["one"][frames["one"]["tags.eegphase.phase"] == "pipeline"].iloc[0][metric]
+        assert value == pytest.approx(reference, rel=1e-4)

@@ -121,3 +121,25 @@ def resolve_device(name: str = "auto", info: DistInfo | None = None) -> torch.de
     if device.type == "cuda" and device.index is None:
         return torch.device("cuda", info.local_rank)
     return device
+
+
+def init_from_submitit() -> DistInfo:
+    """Inside a submitit job of several tasks (``hydra/launcher=slurm`` or ``local`` with ``tasks_per_node`` >
+    1), join one process group of all its tasks: one DDP pipeline per job.
+
+    Only jobs that submitit started count (``SUBMITIT_EXECUTOR`` is set), so a plain ``python`` inside an
+    ``sbatch --ntasks=4`` allocation never waits for three processes that do not exist.
+    """
+    if (dist.is_available() and dist.is_initialized()) or not os.environ.get("SUBMITIT_EXECUTOR"):
+        return dist_info()
+    try:
+        import submitit
+        from submitit.helpers import TorchDistributedEnvironment
+
+        if submitit.JobEnvironment().num_tasks <= 1:
+            return dist_info()
+    except (ImportError, RuntimeError):
+        return dist_info()
+    # keep every GPU visible: init_distributed picks cuda:<LOCAL_RANK>
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    return init_distributed()
