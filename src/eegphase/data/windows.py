@@ -190,9 +190,8 @@ def _with_targets(windows: pd.DataFrame, manifest: Manifest, columns: list[str])
 
 def challenge2_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
     recs = manifest.recordings
-    if (
-        cfg.challenge2_min_subject_s > 0
-    ):  # total EEG over every task of the subject, as the challenge counts it
+    if cfg.challenge2_min_subject_s > 0:
+        # total EEG over every task of the subject, as the challenge counts it
         total = recs.groupby(["dataset", "subject"])["duration_s"].transform("sum")
         recs = recs[total >= cfg.challenge2_min_subject_s]
     if cfg.challenge2_tasks is not None:

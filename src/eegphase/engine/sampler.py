@@ -16,12 +16,15 @@ import torch
 from torch.utils.data import Sampler
 
 
+def _per_rank(n_batches: int, world_size: int, limit: int | None) -> int:
+    """How many of ``n_batches`` each rank takes: the same count on all ranks, at most ``limit``."""
+    per_rank = n_batches // world_size
+    return per_rank if limit is None else min(per_rank, int(limit))
+
+
 def _shard(batches: list[Any], rank: int, world_size: int, limit: int | None) -> list[Any]:
-    """Rank ``rank``'s batches: every ``world_size``-th, at most ``limit`` each, the same count on all ranks."""
-    per_rank = len(batches) // world_size
-    if limit is not None:
-        per_rank = min(per_rank, int(limit))
-    return batches[rank : per_rank * world_size : world_size]
+    """Rank ``rank``'s batches: every ``world_size``-th, :func:`_per_rank` of them."""
+    return batches[rank : _per_rank(len(batches), world_size, limit) * world_size : world_size]
 
 
 class ShardedShuffleSampler(Sampler[int]):
@@ -68,10 +71,7 @@ class ShardedShuffleSampler(Sampler[int]):
             yield from batch.tolist()
 
     def __len__(self) -> int:
-        per_rank = self.n_items // self.batch_size // self.world_size
-        if self.max_batches is not None:
-            per_rank = min(per_rank, int(self.max_batches))
-        return per_rank * self.batch_size
+        return _per_rank(self.n_items // self.batch_size, self.world_size, self.max_batches) * self.batch_size
 
 
 class ShardedBatchSampler(Sampler[list[Any]]):
@@ -103,5 +103,4 @@ class ShardedBatchSampler(Sampler[list[Any]]):
 
     def __len__(self) -> int:
         total = len(self.inner) if isinstance(self.inner, Sized) else len(list(self.inner))
-        per_rank = total // self.world_size
-        return per_rank if self.max_batches is None else min(per_rank, int(self.max_batches))
+        return _per_rank(total, self.world_size, self.max_batches)
