@@ -4,14 +4,23 @@ Runs are addressed by id through ``MlflowClient`` (no global "active run"), so n
 checks and a Hydra multirun in one process never step on each other. Every run this module opens is closed
 with FINISHED, FAILED (an exception) or KILLED (Ctrl-C / SIGTERM); a run left RUNNING by a SIGKILL is marked
 KILLED the next time the same phase starts.
+
+Several processes share one store safely: creating or migrating a SQLite store (and the experiment) happens
+under a file lock beside the database, and each open run holds a lease (a locked file, named by its
+``eegphase.lease`` tag) for as long as its process lives, so a RUNNING run is taken for stale only when no
+process holds its lease.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
+import socket
+import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +29,8 @@ import mlflow
 from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from eegphase.locks import file_lock, is_held, lease
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +42,10 @@ TAG_REUSED = "eegphase.reused"
 TAG_INIT_FROM = "eegphase.init_from"
 TAG_OVERRIDES = "eegphase.overrides"
 TAG_RESUMED = "eegphase.resumed_from"
+# Who holds a run open: its lease file's name (in the store's lease folder), host and process id.
+TAG_LEASE = "eegphase.lease"
+TAG_HOST = "eegphase.host"
+TAG_PID = "eegphase.pid"
 
 RUNS_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})/(?P<path>.+)$")
 MAX_PARAM_LENGTH = 6000
@@ -60,15 +75,50 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and in-memory SQLite)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = tracking_uri[len("sqlite:///") :].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def store_lock_path(tracking_uri: str) -> Path | None:
+    """``<db>.lock`` beside a SQLite store: held while the store is created, migrated or given an experiment."""
+    db = sqlite_path(tracking_uri)
+    return db.with_name(f"{db.name}.lock") if db is not None else None
+
+
+def lease_dir(tracking_uri: str) -> tuple[Path, bool]:
+    """Where runs' lease files live, and whether every process using the store sees that folder.
+
+    Beside a SQLite database or inside a file store, which every client reaches on the same filesystem; for
+    a remote store (a tracking server, a database server), a folder of this machine's temporary directory.
+    """
+    db = sqlite_path(tracking_uri)
+    if db is not None:
+        return db.with_name(f"{db.name}.leases"), True
+    if tracking_uri.startswith("file:") or ("://" not in tracking_uri and tracking_uri != "databricks"):
+        root = Path(tracking_uri.removeprefix("file://").removeprefix("file:"))
+        return root / ".eegphase-leases", True
+    digest = hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "eegphase-leases" / digest, False
+
+
 class Tracker:
     """One tracking store and experiment."""
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None):
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_name = experiment
         self.artifact_location = artifact_location or default_artifact_location(tracking_uri)
-        self.experiment_id = self.ensure_experiment()
+        self.lease_dir, self.leases_shared = lease_dir(tracking_uri)
+        lock = store_lock_path(tracking_uri)
+        # MLflow creates a new SQLite store's tables and runs its migrations when a client first touches it,
+        # without a lock: two processes doing that at once corrupt the database. One at a time, here.
+        with file_lock(lock) if lock is not None else contextlib.nullcontext():
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            self.experiment_id = self.ensure_experiment()
 
     def ensure_experiment(self) -> str:
         """Create the experiment if needed (safe when several processes race to do it)."""
@@ -88,22 +138,34 @@ class Tracker:
     # ------------------------------------------------------------------ runs
     @contextlib.contextmanager
     def run(self, name: str, tags: Mapping[str, str], parent_run_id: str | None = None) -> Iterator[str]:
-        """Open a run and always close it: FINISHED, FAILED on an exception, KILLED on Ctrl-C or SIGTERM."""
-        all_tags = {"mlflow.runName": name, **{k: str(v) for k, v in tags.items()}}
+        """Open a run and always close it: FINISHED, FAILED on an exception, KILLED on Ctrl-C or SIGTERM.
+
+        The run's lease is taken before the run exists and let go after it is closed, so no other process
+        ever sees it RUNNING without a holder.
+        """
+        token = uuid.uuid4().hex
+        all_tags = {
+            "mlflow.runName": name,
+            **{k: str(v) for k, v in tags.items()},
+            TAG_LEASE: token,
+            TAG_HOST: socket.gethostname(),
+            TAG_PID: str(os.getpid()),
+        }
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)
-        run_id = run.info.run_id
-        try:
-            yield run_id
-        except (KeyboardInterrupt, SystemExit):
-            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
-            raise
-        except BaseException:
-            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
-            raise
-        else:
-            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        with lease(self.lease_dir / f"{token}.lock"):
+            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)
+            run_id = run.info.run_id
+            try:
+                yield run_id
+            except (KeyboardInterrupt, SystemExit):
+                self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+                raise
+            except BaseException:
+                self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+                raise
+            else:
+                self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         items = [
@@ -153,17 +215,62 @@ class Tracker:
         return None
 
     def close_stale(self, fingerprint: str, phase: str) -> list[str]:
-        """Mark runs of this fingerprint still RUNNING (their process was killed), and their pipeline runs, as
-        KILLED; return the phase runs' ids."""
+        """Mark runs of this fingerprint left RUNNING by a process that died (no one holds their lease), and
+        their pipeline runs, as KILLED; return the phase runs' ids. Runs of live processes are left alone."""
         stale = []
         for run in self.runs_with_fingerprint(fingerprint, phase):
-            if run.info.status == "RUNNING":
-                self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            if run.info.status != "RUNNING":
+                continue
+            if not self.is_dead(run):
+                log.info(
+                    "%s run %s of fingerprint %s is alive (pid %s on %s): not taking it for stale",
+                    phase,
+                    run.info.run_id,
+                    fingerprint,
+                    run.data.tags.get(TAG_PID, "?"),
+                    run.data.tags.get(TAG_HOST, "?"),
+                )
+                continue
+            if self._kill_if_running(run.info.run_id):
                 stale.append(run.info.run_id)
-                parent = run.data.tags.get("mlflow.parentRunId")
-                if parent and self.client.get_run(parent).info.status == "RUNNING":
-                    self.client.set_terminated(parent, RunStatus.to_string(RunStatus.KILLED))
+            parent = run.data.tags.get("mlflow.parentRunId")
+            if parent:
+                parent_run = self.client.get_run(parent)
+                if parent_run.info.status == "RUNNING" and self.is_dead(parent_run):
+                    self._kill_if_running(parent)
         return stale
+
+    def is_dead(self, run: Run) -> bool:
+        """Whether the process that opened ``run`` is gone: no one holds its lease.
+
+        A run without a lease tag (opened before leases existed) has nothing to prove it alive; a run of
+        another machine whose lease this machine cannot see is presumed alive.
+        """
+        token = run.data.tags.get(TAG_LEASE)
+        if token is None:
+            return True
+        host = run.data.tags.get(TAG_HOST)
+        if not self.leases_shared and host != socket.gethostname():
+            log.warning(
+                "run %s is RUNNING on %s, whose lease this machine cannot check (store %s): leaving it open",
+                run.info.run_id,
+                host,
+                self.tracking_uri,
+            )
+            return False
+        return not is_held(self.lease_dir / f"{token}.lock")
+
+    def _kill_if_running(self, run_id: str) -> bool:
+        # Re-read after the lease check: a run closed since the search (its holder sets the final status
+        # before letting go of the lease) keeps its status.
+        run = self.client.get_run(run_id)
+        if run.info.status != "RUNNING":
+            return False
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        token = run.data.tags.get(TAG_LEASE)
+        if token is not None:  # the dead process's lease file; its name is never used again
+            (self.lease_dir / f"{token}.lock").unlink(missing_ok=True)
+        return True
 
     # ------------------------------------------------------------------ artifacts by URI
     def download(self, uri: str, dst: str | Path | None = None) -> Path:
