@@ -28,6 +28,8 @@ def main(cfg: DictConfig) -> None:
         f"cache: {cfg.cache_dir}  recordings: {len(manifest.recordings)} "
         f"(built {report.built}, reused {report.reused}, skipped {len(report.skipped)})"
     )
+    for selection in report.channels.values():  # each dropped channel once per dataset, not per recording
+        print("\n".join(selection.summary_lines()))
     for name, why in report.rebuilt:
         print(f"rebuilt {name}: {why}")
     for path, why in report.skipped:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,6 +75,8 @@ def test_artifacts_are_checkpoints_plots_and_config(full_run):
     assert "checkpoints/challenge1/best.pt" in listing(finetune, "checkpoints/challenge1")
     assert "plots/challenge1_test.png" in listing(finetune, "plots")
     assert "plots/similarity.png" in listing(phases.loc["contrastive", "run_id"], "plots")
+    channels = client.download_artifacts(parent["run_id"], "channels.json", str(workdir))
+    assert len(json.loads(Path(channels).read_text())["hbn"]["names"]) == 129  # the parent logs channel sets
     local = mlflow.artifacts.download_artifacts(
         f"runs:/{phases.loc['pretrain', 'run_id']}/checkpoints/best.pt",
         tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}",

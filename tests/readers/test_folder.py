@@ -27,7 +27,10 @@ def test_physionet_edf_names_are_normalised_and_annotations_become_events(real_f
 
 
 def test_eeglab_set_written_by_eeglab_reads_32_channels(real_fixtures):
-    reader = make_reader("folder", real_fixtures / "eeglab")
+    with pytest.raises(RecordingError, match=r"none of its 32 channels is usable.*'EEG 000': no 10-05"):
+        reader = make_reader("folder", real_fixtures / "eeglab")  # default 'common': scalp positions only
+        reader.load(reader.discover()[0])
+    reader = make_reader("folder", real_fixtures / "eeglab", channels="all")  # names without positions
     (ref,) = reader.discover()
     recording = reader.load(ref)
     assert ref.subject == "test_raw"

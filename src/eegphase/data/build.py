@@ -7,6 +7,7 @@ recordings it had to skip (with the file and the reason) instead of stopping.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -20,7 +21,10 @@ from tqdm.auto import tqdm
 from eegphase.data.cache import CacheEntry, RecordingCache, entry_key
 from eegphase.data.manifest import Manifest
 from eegphase.data.preprocess import PreprocessConfig, preprocess
+from eegphase.data.readers.channel_set import ChannelSelection
 from eegphase.data.recording import Reader, RecordingError, RecordingRef
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,6 +37,7 @@ class BuildReport:
         default_factory=list
     )  # (recording, why the old entry was rejected)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    channels: dict[str, ChannelSelection] = field(default_factory=dict)  # dataset -> its channel set
 
 
 def _process_one(reader: Reader, ref: RecordingRef, cfg: PreprocessConfig, cache_dir: str, key: str):
@@ -72,9 +77,19 @@ def build_cache(
                 f"no recordings found under {reader.root} for data source {reader.dataset!r}: check data.root"
             )
         subjects.append(reader.read_subjects().assign(dataset=reader.dataset))
+        channels = None
+        if hasattr(reader, "select_channels"):  # readers without a fixed layout settle one set per dataset
+            selection = reader.select_channels(found)
+            report.channels[reader.dataset] = selection
+            for line in selection.summary_lines():
+                log.info(line)
+            left_out = selection.skipped()
+            report.skipped.extend(left_out)
+            found = [ref for ref in found if str(ref.path) not in {path for path, _ in left_out}]
+            channels = selection.key
         for ref in found:
             try:
-                key = entry_key(ref, cfg)
+                key = entry_key(ref, cfg, channels)
             except OSError as exc:
                 report.skipped.append((str(ref.path), f"cannot stat source: {exc}"))
                 continue
@@ -104,7 +119,13 @@ def build_cache(
     bar.close()
 
     subject_table = pd.concat(subjects, ignore_index=True) if subjects else pd.DataFrame()
-    manifest = Manifest.from_entries(cache_dir, entries, subject_table, report.skipped)
+    manifest = Manifest.from_entries(
+        cache_dir,
+        entries,
+        subject_table,
+        report.skipped,
+        {d: s.as_dict() for d, s in report.channels.items()},
+    )
     manifest.save()
     return manifest, report
 

@@ -52,14 +52,17 @@ def source_identity(ref: RecordingRef) -> list[dict]:
     return [_file_identity(f) for f in files]
 
 
-def entry_key(ref: RecordingRef, cfg: PreprocessConfig) -> str:
-    """Hash of the source files' identity and the preprocessing config: the entry's name."""
+def entry_key(ref: RecordingRef, cfg: PreprocessConfig, channels: str | list[str] | None = None) -> str:
+    """Hash of the source files' identity, the preprocessing config and the dataset's channel set (when its
+    reader chooses one, see ``ChannelSelection.key``): the entry's name."""
     payload = {
         "version": CACHE_FORMAT_VERSION,
         "dataset": ref.dataset,
         "sources": source_identity(ref),
         "preprocess": cfg.as_dict(),
     }
+    if channels is not None:  # absent for readers with a fixed layout, so their keys stay as they were
+        payload["channels"] = channels
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -186,6 +189,8 @@ class RecordingCache:
                 "sfreq": rec.sfreq,
                 "ch_names": rec.ch_names,
                 "bad_channels": rec.bad_channels,
+                "padded_channels": rec.padded_channels,
+                "channel_mask": [name not in rec.padded_channels for name in rec.ch_names],
                 "notes": rec.notes,
                 "source": source_identity(ref),
                 "ref": {

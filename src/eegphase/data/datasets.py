@@ -95,6 +95,12 @@ class WindowDataset(Dataset):
         self._shapes = {
             k: (int(manifest.at[k, "n_times"]), int(manifest.at[k, "n_channels"])) for k in set(self._keys)
         }
+        padded = manifest["n_padded_channels"] if "n_padded_channels" in manifest else pd.Series(dtype=int)
+        self._masks = {  # zero channels a reader padded in (missing_channels=pad) are masked out
+            k: np.array(self._meta(k)["channel_mask"], dtype=bool)
+            for k in self._shapes
+            if padded.get(k, 0) > 0
+        }
         self.layout = list(layout) if layout is not None else None
         self._placement: dict[str, np.ndarray] = {}
         if self.layout is not None:
@@ -108,12 +114,15 @@ class WindowDataset(Dataset):
         self._maps: dict[str, np.memmap] = {}
         self._rng: np.random.Generator | None = None
 
-    def _channel_names(self, key: str) -> list[str]:
+    def _meta(self, key: str) -> dict:
         import json
 
         from eegphase.data.cache import MARKER
 
-        return json.loads((self.cache_dir / "recordings" / f"{key}.zarr" / MARKER).read_text())["ch_names"]
+        return json.loads((self.cache_dir / "recordings" / f"{key}.zarr" / MARKER).read_text())
+
+    def _channel_names(self, key: str) -> list[str]:
+        return self._meta(key)["ch_names"]
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -166,10 +175,10 @@ class WindowDataset(Dataset):
     def _place(self, key: str, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.layout is None:
             x = np.ascontiguousarray(block.T)
-            return x, np.ones(x.shape[0], dtype=bool)
+            return x, self._masks[key].copy() if key in self._masks else np.ones(x.shape[0], dtype=bool)
         where = self._placement[key]
         x = np.zeros((len(self.layout), block.shape[0]), dtype=np.float32)
-        keep = where >= 0
+        keep = (where >= 0) & self._masks[key] if key in self._masks else where >= 0
         x[where[keep]] = block[:, keep].T
         mask = np.zeros(len(self.layout), dtype=bool)
         mask[where[keep]] = True

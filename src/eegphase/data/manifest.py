@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from eegphase.data.recording import RecordingRef
 RECORDINGS = "recordings.parquet"
 SUBJECTS = "subjects.parquet"
 SKIPPED = "skipped.parquet"
+CHANNELS = "channels.json"
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
@@ -27,12 +29,17 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
 
 @dataclass
 class Manifest:
-    """Which recordings the cache holds (one row each, keyed by ``key``) and who the subjects are."""
+    """Which recordings the cache holds (one row each, keyed by ``key``) and who the subjects are.
+
+    ``channels`` maps each dataset to its channel set: the ``ChannelSelection`` of readers that choose one
+    (names, option, dropped labels), else the names its recordings share ('policy': 'reader').
+    """
 
     cache_dir: Path
     recordings: pd.DataFrame
     subjects: pd.DataFrame
     skipped: pd.DataFrame
+    channels: dict = field(default_factory=dict)
 
     @classmethod
     def from_entries(
@@ -41,8 +48,10 @@ class Manifest:
         entries: Iterable[tuple[RecordingRef, CacheEntry]],
         subjects: pd.DataFrame,
         skipped: Iterable[tuple[str, str]],
+        channels: Mapping[str, dict] | None = None,
     ) -> Manifest:
         rows = []
+        entries = list(entries)
         for ref, entry in entries:
             n_times, n_channels = entry.shape
             rows.append(
@@ -61,6 +70,7 @@ class Manifest:
                     "n_channels": n_channels,
                     "duration_s": n_times / entry.sfreq,
                     "n_bad_channels": len(entry.meta.get("bad_channels", [])),
+                    "n_padded_channels": len(entry.meta.get("padded_channels", [])),
                     "notes": " | ".join(entry.meta.get("notes", [])),
                 }
             )
@@ -71,7 +81,15 @@ class Manifest:
                 ["dataset", "subject", "task", "run", "path"], ignore_index=True
             )
         skipped_frame = pd.DataFrame(list(skipped), columns=["file", "reason"])
-        return cls(Path(cache_dir), recordings, subjects.reset_index(drop=True), skipped_frame)
+        sets: dict[str, set[tuple[str, ...]]] = {}
+        for ref, entry in entries:
+            sets.setdefault(ref.dataset, set()).add(tuple(entry.ch_names))
+        by_dataset = {
+            dataset: {"policy": "reader", "names": list(next(iter(names))) if len(names) == 1 else None}
+            for dataset, names in sorted(sets.items())
+        }
+        by_dataset.update(channels or {})
+        return cls(Path(cache_dir), recordings, subjects.reset_index(drop=True), skipped_frame, by_dataset)
 
     @classmethod
     def load(cls, cache_dir: str | Path) -> Manifest:
@@ -82,12 +100,16 @@ class Manifest:
                 f"no manifest at {path}: build the cache first (python -m eegphase.prepare)"
             )
         skipped = pd.read_parquet(root / SKIPPED) if (root / SKIPPED).exists() else pd.DataFrame()
-        return cls(root, pd.read_parquet(path), pd.read_parquet(root / SUBJECTS), skipped)
+        channels = json.loads((root / CHANNELS).read_text()) if (root / CHANNELS).exists() else {}
+        return cls(root, pd.read_parquet(path), pd.read_parquet(root / SUBJECTS), skipped, channels)
 
     def save(self) -> None:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         write_parquet_atomic(self.subjects, self.cache_dir / SUBJECTS)
         write_parquet_atomic(self.skipped, self.cache_dir / SKIPPED)
+        tmp = self.cache_dir / f".{CHANNELS}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(self.channels, indent=1, sort_keys=True))
+        os.replace(tmp, self.cache_dir / CHANNELS)
         write_parquet_atomic(self.recordings, self.cache_dir / RECORDINGS)
 
     @property

@@ -77,6 +77,7 @@ class PreprocessedRecording:
     events: pd.DataFrame
     bad_channels: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    padded_channels: list[str] = field(default_factory=list)  # zeros added by the reader, not recorded
 
 
 def _filter(data: np.ndarray, sfreq: float, cfg: PreprocessConfig) -> np.ndarray:
@@ -118,10 +119,13 @@ def preprocess(recording: LoadedRecording, cfg: PreprocessConfig) -> Preprocesse
     bad_names = [
         n for n in bad_names if not (n in cfg.reference_channels and not data[ch_names.index(n)].any())
     ]
-    bad = [ch_names.index(name) for name in bad_names]
+    bad = [ch_names.index(name) for name in bad_names]  # padded channels are flat: out of the average too
+    padded = [name for name in recording.padded_channels if name in ch_names]
+    reported = [name for name in bad_names if name not in padded]
     if bad:
         data[bad] = 0.0  # zero bad channels: keeps the layout; reference and filters see no NaN
-        notes.append(f"zeroed {len(bad)} NaN/flat channel(s): {', '.join(bad_names)}")
+    if reported:
+        notes.append(f"zeroed {len(reported)} NaN/flat channel(s): {', '.join(reported)}")
     if cfg.reference == "average":
         good = np.setdiff1d(np.arange(len(ch_names)), bad)
         data = data - data[good].mean(axis=0, keepdims=True)
@@ -146,6 +150,7 @@ def preprocess(recording: LoadedRecording, cfg: PreprocessConfig) -> Preprocesse
         sfreq=cfg.sfreq,
         ch_names=ch_names,
         events=events.reset_index(drop=True),
-        bad_channels=[ch_names[i] for i in bad],
+        bad_channels=reported,
         notes=notes,
+        padded_channels=padded,
     )

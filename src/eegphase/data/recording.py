@@ -76,13 +76,15 @@ class LoadedRecording:
     10-20 data: standard 10-20 names such as 'Fp1', 'T7'), in volts, with a montage set when positions are
     known. ``events`` has at least ``EVENT_COLUMNS`` (onset in seconds from the first sample), sorted by
     onset, with events outside the data already dropped. ``notes`` lists non-fatal problems found while
-    reading (e.g. "dropped 2 events after the end of the data").
+    reading (e.g. "dropped 2 events after the end of the data"). ``padded_channels`` are all-zero channels
+    the reader added so that the recording has its dataset's channel set; the cache masks them out.
     """
 
     ref: RecordingRef
     raw: mne.io.BaseRaw
     events: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    padded_channels: list[str] = field(default_factory=list)
 
 
 class Reader(Protocol):

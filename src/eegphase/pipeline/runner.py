@@ -7,6 +7,7 @@ the last checkpoint in its work folder; everything else trains.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -95,7 +96,8 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
     phases = check_run_config(cfg)
     info = dist_info()
     # Under torchrun rank 0 prepares the data and tracks; the others wait for its answers.
-    key = data_key(ensure_data(cfg, needed_modes(cfg, phases)).fingerprint, cfg) if info.is_main else None
+    manifest = ensure_data(cfg, needed_modes(cfg, phases)) if info.is_main else None
+    key = data_key(manifest.fingerprint, cfg) if info.is_main else None
     key = broadcast_from_main(key)
     tracker_type = RankZeroTracker if info.enabled else Tracker
     tracker = tracker_type(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
@@ -105,6 +107,8 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
     with tracker.run(f"{name}-seed{cfg.seed}", tags) as parent:
         tracker.log_params(parent, OmegaConf.to_container(cfg, resolve=True))
         tracker.log_text(parent, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        if manifest is not None:  # each dataset's channel set as prepare chose it (cache_dir/channels.json)
+            tracker.log_text(parent, json.dumps(manifest.channels, indent=1, sort_keys=True), "channels.json")
         result = PipelineResult(parent_run_id=parent)
         upstream_fp: str | None = None
         upstream_uri: str | None = None

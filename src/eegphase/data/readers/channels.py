@@ -85,6 +85,32 @@ def normalise_1020_name(label: str) -> str | None:
     return _ten_five_lookup().get(name.upper())
 
 
+# 10-05 names that are not scalp EEG: ear and mastoid reference electrodes, and the fiducials.
+NON_SCALP_1005 = frozenset({"A1", "A2", "M1", "M2", "LPA", "RPA", "Nz"})
+
+
+def scalp_name(label: str) -> tuple[str | None, str]:
+    """(MNE 10-05 name, '') for a scalp electrode label; (None, why) for anything else.
+
+    A reference derivation such as 'EEG A2-A1' normalises to the ear electrode 'A2' and is refused as a
+    reference; ECG/EOG/EMG-style labels and names with no 10-05 position are refused too.
+    """
+    if is_non_eeg_label(label):
+        return None, "not EEG (ECG/EOG/EMG/trigger label)"
+    name = normalise_1020_name(label)
+    if name in NON_SCALP_1005:
+        return None, f"reference/ear electrode ({name})"
+    if name is None:
+        return None, "no 10-05 scalp position"
+    return name, ""
+
+
+@cache
+def scalp_order() -> dict[str, int]:
+    """Position of each 10-05 name in the montage (front to back, left to right): the order of a common set."""
+    return {name: i for i, name in enumerate(ten_twenty_montage().ch_names)}
+
+
 def rename_to_1020(raw: mne.io.BaseRaw) -> tuple[dict[str, str], list[str]]:
     """Rename channels to 10-05 names in place where possible.
 

@@ -4,20 +4,33 @@ File -> subject is decided by ``subject_pattern`` (a regex with a named group ``
 path relative to ``root``; the default takes a BIDS ``sub-<id>`` and falls back to the file stem).
 Files the pattern does not match are skipped and listed in ``reader.skipped`` (with a logged warning);
 ``on_unmatched='error'`` makes them fatal instead. Finding no recording at all is always an error.
+
+Channels: ``channels`` ('common', 'all' or a list of names) and ``missing_channels`` ('skip' or 'pad') decide
+one channel set for the whole folder; ``select_channels`` settles it from the headers before the build loads
+anything (see ``channel_set``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import mne
+import numpy as np
 import pandas as pd
 
-from eegphase.data.readers.channels import rename_to_1020, set_known_montage
+from eegphase.data.readers.channel_set import (
+    ChannelSelection,
+    check_missing_channels,
+    parse_channels,
+    recording_channels,
+    select_channels,
+)
+from eegphase.data.readers.channels import normalise_1020_name, set_known_montage
 from eegphase.data.readers.events import clean_events, events_from_annotations, read_events_tsv
-from eegphase.data.readers.raw_files import SUPPORTED_SUFFIXES, duration_s, pick_eeg_channels, read_raw_lazy
+from eegphase.data.readers.raw_files import SUPPORTED_SUFFIXES, duration_s, read_raw_lazy
 from eegphase.data.readers.subjects import read_table, shape_subject_table, subjects_without_table
 from eegphase.data.recording import LoadedRecording, RecordingError, RecordingRef
 
@@ -60,6 +73,8 @@ class FolderReader:
         extensions: Iterable[str] = SUPPORTED_SUFFIXES,
         on_unmatched: str = "skip",
         dataset: str = "folder",
+        channels: str | Sequence[str] = "common",
+        missing_channels: str = "skip",
     ):
         if on_unmatched not in ("skip", "error"):
             raise ValueError(f"on_unmatched must be 'skip' or 'error', not {on_unmatched!r}")
@@ -73,6 +88,9 @@ class FolderReader:
         self.extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
         self.on_unmatched = on_unmatched
         self.skipped: list[tuple[Path, str]] = []
+        self.channels = parse_channels(channels)
+        self.missing_channels = check_missing_channels(missing_channels)
+        self.selection: ChannelSelection | None = None
 
     def _resolve(self, path: Path) -> Path:
         return path if path.is_absolute() or path.exists() else self.root / path
@@ -147,23 +165,82 @@ class FolderReader:
         table = read_table(self.subjects_file)
         return shape_subject_table(table, self.subjects_file, self.id_column)
 
+    def select_channels(self, refs: Sequence[RecordingRef]) -> ChannelSelection:
+        """Settle the dataset's channel set from the headers of ``refs``; ``load`` then gives every recording it.
+
+        Unreadable files are left out of the decision and reported in ``selection.unreadable``.
+        """
+        views, unreadable = [], []
+        for ref in refs:
+            try:
+                raw = read_raw_lazy(ref.path)
+            except RecordingError as exc:
+                unreadable.append((str(ref.path), str(exc)))
+                continue
+            views.append((str(ref.path), *recording_channels(raw, self.channels)))
+        self.selection = select_channels(
+            self.dataset, views, self.channels, self.missing_channels, unreadable
+        )
+        return self.selection
+
+    def _target_names(self) -> tuple[str, ...] | None:
+        if self.selection is not None:
+            return self.selection.names
+        return self.channels if isinstance(self.channels, tuple) else None
+
     def load(self, ref: RecordingRef) -> LoadedRecording:
-        """Open lazily, keep EEG channels, normalise 10-20-like names, set a montage when all are known."""
+        """Open lazily, keep the dataset's channel set under 10-05 names, set a montage when all are known.
+
+        Before ``select_channels`` ran, 'common' keeps each recording's scalp channels in file order.
+        """
         raw = read_raw_lazy(ref.path)
         notes: list[str] = []
-        dropped = pick_eeg_channels(raw, ref.path)
-        if dropped:
-            notes.append(f"dropped {len(dropped)} non-EEG channels: {dropped}")
-        _, unmapped = rename_to_1020(raw)
-        montage = set_known_montage(raw)
-        if montage is None:
-            notes.append(
-                f"no montage set: {len(unmapped)} channels without a known position, e.g. {unmapped[:3]}"
+        kept, dropped = recording_channels(raw, self.channels)
+        names = self._target_names()
+        by_name = {name: label for label, name in kept.items()}
+        if names is None:
+            names = tuple(kept.values())
+        else:
+            dropped.update({label: "not in the channel set" for label, n in kept.items() if n not in names})
+        missing = [name for name in names if name not in by_name]
+        if missing and self.missing_channels == "skip":
+            raise RecordingError(
+                ref.path, f"lacks channel(s) {missing} of the dataset's channel set (missing_channels=skip)"
             )
+        present = [name for name in names if name in by_name]
+        if not present:
+            examples = "; ".join(f"{label!r}: {why}" for label, why in list(dropped.items())[:3])
+            raise RecordingError(
+                ref.path,
+                f"none of its {len(raw.ch_names)} channels is usable with channels={self.channels!r} "
+                f"({examples}); channels='all' keeps channels without a 10-05 position",
+            )
+        if dropped and self.selection is None:  # with a selection, the build reports them once per dataset
+            notes.append(f"dropped {len(dropped)} channels: {sorted(dropped)}")
+        raw.pick([by_name[name] for name in present])
+        raw.rename_channels({by_name[name]: name for name in present if by_name[name] != name})
+        raw.reorder_channels(present)
         events = (
             read_events_tsv(Path(ref.events_path))
             if ref.events_path is not None
             else events_from_annotations(raw)
         )
         events, event_notes = clean_events(events, duration_s(raw))
-        return LoadedRecording(ref=ref, raw=raw, events=events, notes=notes + event_notes)
+        if missing:
+            raw = _padded(raw, names)
+            notes.append(f"padded {len(missing)} missing channel(s) with zeros: {missing}")
+        if set_known_montage(raw) is None:
+            unknown = [n for n in raw.ch_names if normalise_1020_name(n) is None]
+            notes.append(
+                f"no montage set: {len(unknown)} channels without a known position, e.g. {unknown[:3]}"
+            )
+        return LoadedRecording(
+            ref=ref, raw=raw, events=events, notes=notes + event_notes, padded_channels=missing
+        )
+
+
+def _padded(raw: mne.io.BaseRaw, names: Sequence[str]) -> mne.io.RawArray:
+    """``raw`` with a zero channel for each of ``names`` it lacks, in the order of ``names``."""
+    data = np.zeros((len(names), raw.n_times))
+    data[[names.index(name) for name in raw.ch_names]] = raw.get_data()
+    return mne.io.RawArray(data, mne.create_info(list(names), raw.info["sfreq"], "eeg"), verbose="error")
