@@ -2,11 +2,13 @@
 
 One parent MLflow run per pipeline, one nested run per phase. A phase whose fingerprint matches a FINISHED
 run is reused (a nested run tagged ``eegphase.reused=true`` records it); an interrupted phase resumes from
-the last checkpoint in its work folder; everything else trains.
+the last checkpoint in its work folder; everything else trains. A process that finds another one training
+the same phase fingerprint (a lease beside the work folder) waits for it, then reuses its run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -21,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from eegphase.data.prepare_cache import prepare
 from eegphase.engine.distributed import barrier, broadcast_from_main, dist_info, resolve_device
+from eegphase.locks import file_lock
 from eegphase.phases import contrastive, finetune, pretrain
 from eegphase.phases.common import PhaseContext, PhaseOutput
 from eegphase.pipeline.fingerprint import data_key, phase_fingerprint
@@ -125,27 +128,54 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
                 TAG_OVERRIDES: tags[TAG_OVERRIDES],
             }
             found = tracker.find_finished(fingerprint, phase) if cfg.reuse else None
-            if found is not None:
-                weights_run = found.info.run_id
-                with tracker.run(
-                    phase, {**phase_tags, TAG_REUSED: "true", "eegphase.reused_run": weights_run}, parent
-                ) as run_id:
-                    tracker.log_metrics(run_id, found.data.metrics)
-                metrics = dict(found.data.metrics)
-                log.info("%s: reusing run %s (fingerprint %s)", phase, weights_run, fingerprint)
-            else:
-                stale = tracker.close_stale(fingerprint, phase)
-                with tracker.run(phase, {**phase_tags, TAG_REUSED: "false"}, parent) as run_id:
-                    if stale:
-                        tracker.set_tags(run_id, {TAG_RESUMED: ",".join(stale)})
-                    metrics = _train_phase(cfg, tracker, run_id, phase, seed, fingerprint, init_uri, device)
-                weights_run = run_id
+            with contextlib.ExitStack() as held:
+                if found is None:
+                    held.enter_context(phase_lease(cfg, phase, fingerprint, info.is_main))
+                    # a process that held the lease may have just finished this very phase
+                    found = tracker.find_finished(fingerprint, phase) if cfg.reuse else None
+                if found is not None:
+                    weights_run = found.info.run_id
+                    with tracker.run(
+                        phase, {**phase_tags, TAG_REUSED: "true", "eegphase.reused_run": weights_run}, parent
+                    ) as run_id:
+                        tracker.log_metrics(run_id, found.data.metrics)
+                    metrics = dict(found.data.metrics)
+                    log.info("%s: reusing run %s (fingerprint %s)", phase, weights_run, fingerprint)
+                else:
+                    stale = tracker.close_stale(fingerprint, phase)
+                    with tracker.run(phase, {**phase_tags, TAG_REUSED: "false"}, parent) as run_id:
+                        if stale:
+                            tracker.set_tags(run_id, {TAG_RESUMED: ",".join(stale)})
+                        metrics = _train_phase(
+                            cfg, tracker, run_id, phase, seed, fingerprint, init_uri, device
+                        )
+                    weights_run = run_id
             result.phase_runs[phase] = weights_run
             result.reused[phase] = found is not None
             upstream_fp, upstream_uri = fingerprint, f"runs:/{weights_run}/{CHECKPOINT_ARTIFACT}"
         result.metrics = {k: v for k, v in metrics.items() if k.startswith(("test_", "val_")) and _finite(v)}
         tracker.log_metrics(parent, result.metrics)
     return result
+
+
+def phase_work_dir(cfg: DictConfig, phase: str, fingerprint: str) -> Path:
+    """Where a phase of this fingerprint keeps its checkpoints while it trains (and resumes from)."""
+    return Path(cfg.work_dir) / f"{phase}-{fingerprint}"
+
+
+def phase_lease(cfg: DictConfig, phase: str, fingerprint: str, main: bool):
+    """Hold ``<work folder>.lock`` while training a phase: a second process of the same fingerprint waits
+    for the first to finish (then reuses its run) instead of taking over its work folder. Rank 0 holds it
+    for every rank of a DDP job."""
+    if not main:
+        return contextlib.nullcontext()
+    work_dir = phase_work_dir(cfg, phase, fingerprint)
+    path = work_dir.with_name(f"{work_dir.name}.lock")
+    return file_lock(
+        path,
+        waiting=f"{phase}: another process is training fingerprint {fingerprint} in {work_dir} (it holds "
+        f"{path}); waiting for it to finish",
+    )
 
 
 def _train_phase(
@@ -158,7 +188,7 @@ def _train_phase(
     init_uri: str | None,
     device: torch.device,
 ) -> dict[str, float]:
-    work_dir = Path(cfg.work_dir) / f"{phase}-{fingerprint}"
+    work_dir = phase_work_dir(cfg, phase, fingerprint)
     complete = work_dir / COMPLETE_MARKER
     main = dist_info().is_main
     if (
