@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from eegphase.data.synthetic import generate_hbn, generate_tuh
 
-DEFAULT_HBN_SCALE = 0.2
+DEFAULT_HBN_SCALE = 0.08  # conf/synth.yaml: duration_scale=null
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 

@@ -19,6 +19,21 @@ LINE_NOISE_UV = 1.0
 PHYSIOLOGY_REGIONS = ["alpha_left", "alpha_right", "alpha_mid", "theta", "beta_left", "beta_right"]
 
 
+def mix_sources(mixing: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """``mixing @ sources`` as a fixed sequence of elementwise float32 operations.
+
+    A BLAS matrix product may round differently with the thread count, the CPU kernel it dispatches to or the
+    BLAS build, so the same seed could give different bytes in another process arrangement; separate
+    multiply and add steps are exactly rounded everywhere.
+    """
+    data = np.zeros((mixing.shape[0], sources.shape[1]), dtype=np.float32)
+    term = np.empty_like(data)
+    for k in range(sources.shape[0]):
+        np.multiply(mixing[:, k : k + 1], sources[k][None, :], out=term)
+        data += term
+    return data
+
+
 def synthesize(
     traits: SubjectTraits,
     draft: TaskDraft,
@@ -43,13 +58,15 @@ def synthesize(
     alpha = rhythm(rng, 3, n_samples, sfreq, traits.alpha_freq, 0.6) * alpha_envelope.astype(np.float32)
     theta = rhythm(rng, 1, n_samples, sfreq, 6.0, 1.0) * np.float32(THETA_UV * traits.theta_gain)
     beta = rhythm(rng, 2, n_samples, sfreq, 20.0, 3.0) * np.float32(BETA_UV * traits.beta_gain)
+    if draft.beta_gain is not None:
+        beta *= draft.beta_gain.astype(np.float32)
     task_regions = sorted(draft.sources)
     task = [draft.sources[region].astype(np.float32) for region in task_regions]
     sources = np.concatenate([background, alpha, theta, beta, *(row[None] for row in task)])
     mixing = topographies(
         electrode_positions, source_anchors(PHYSIOLOGY_REGIONS + task_regions), traits.anchor_jitter_seed
     )
-    data = mixing @ sources
+    data = mix_sources(mixing, sources)
     sensor_noise = aperiodic_noise(rng, electrode_positions.shape[0], n_samples, sfreq, 0.0, band)
     data += np.float32(SENSOR_NOISE_UV) * sensor_noise
     if line_freq is not None and line_freq < sfreq / 2:

@@ -24,6 +24,12 @@ EVENT_CODES = {
     "end_experiment": 99,
 }
 MAX_RT_S = 2.9
+# Trial-wise oscillatory correlates of the response (amplitude multipliers of the sources).
+ALPHA_STATE = 0.35  # log alpha amplitude per unit of the attention drift (inattention raises alpha)
+ALPHA_ERD = 0.75  # posterior alpha while the target is processed, until just after the response
+BETA_ERD = 0.6  # central beta while the response is prepared (event-related desynchronisation)
+BETA_REBOUND = 1.6  # post-movement beta rebound, 0.5 s after the press ...
+BETA_REBOUND_S = 0.8  # ... for this long
 
 
 def attention_drift(rng: np.random.Generator, n_trials: int, persistence: float = 0.9) -> np.ndarray:
@@ -67,29 +73,41 @@ def ccd_run(
         pressed = rng.random() > 0.03 + 0.1 * (state > 1.0)
         correct = rng.random() < 0.92 - 0.05 * max(state, 0.0)
         early_press = rng.random() < 0.03
-        trials.append((start, target, side, rt, pressed, correct, early_press, state))
         t = target + (rt if pressed else MAX_RT_S) + rng.uniform(0.8, 1.4)
+        trials.append((start, target, side, rt, pressed, correct, early_press, state, t))
     end = t + rng.uniform(0.3, 0.8)
     draft = TaskDraft("contrastChangeDetection", run, sfreq, whole_seconds(end + rng.uniform(1.0, 2.0)))
     draft.extra_columns = ("feedback",)
     draft.add_event(block_start, f"contrastChangeB{run}_start", 10 + run, feedback="n/a")
     gain = np.ones(draft.n_samples, dtype=np.float32)
+    beta_gain = np.ones(draft.n_samples, dtype=np.float32)
     visual, parietal = draft.source("visual"), draft.source("parietal")
-    for start, target, side, rt, pressed, correct, early_press, state in trials:
+    for start, target, side, rt, pressed, correct, early_press, state, trial_end in trials:
         draft.add_event(start, "contrastTrial_start", EVENT_CODES["contrastTrial_start"], feedback="n/a")
         if early_press:
             early_side = str(rng.choice(["left", "right"]))
             value = f"{early_side}_buttonPress"
             draft.add_event(start + 0.5 * (target - start), value, EVENT_CODES[value], feedback="non_target")
         draft.add_event(target, f"{side}_target", EVENT_CODES[f"{side}_target"], feedback="n/a")
-        first, last = int(start * sfreq), int((target + 0.3) * sfreq)
-        gain[first:last] = np.exp(0.35 * state + 0.15 * rng.standard_normal())
+        # Tonic posterior alpha follows the attention state over the whole trial (before and after the
+        # target); processing the target desynchronises it until shortly after the response.
+        gain[int(start * sfreq) : int(trial_end * sfreq)] = np.exp(
+            ALPHA_STATE * state + 0.15 * rng.standard_normal()
+        )
+        response = target + (rt if pressed else MAX_RT_S)
+        gain[int((target + 0.2) * sfreq) : int((response + 0.3) * sfreq)] *= ALPHA_ERD
+        # Central beta: desynchronised while the response is prepared, rebounding after the press.
+        depth = np.exp(0.15 * rng.standard_normal())
+        beta_gain[int((target + 0.2) * sfreq) : int((response + 0.2) * sfreq)] = BETA_ERD**depth
+        if pressed:
+            rebound = slice(int((response + 0.5) * sfreq), int((response + 0.5 + BETA_REBOUND_S) * sfreq))
+            beta_gain[rebound] = BETA_REBOUND**depth
         vep = 3.0 * (_gaussian(sfreq, 0.10, 0.02, 0.4) - 0.8 * _gaussian(sfreq, 0.17, 0.03, 0.4))
         add_waveform(visual, sfreq, target, vep)
         latency = 0.25 + 0.3 * rt + 0.05 * rng.standard_normal()
         p3 = (
             (5.0 if pressed else 2.0)
-            * np.exp(0.2 * rng.standard_normal())
+            * np.exp(-0.2 * state + 0.2 * rng.standard_normal())
             * _gaussian(sfreq, latency, 0.15, 2.0)
         )
         add_waveform(parietal, sfreq, target, p3)
@@ -105,4 +123,5 @@ def ccd_run(
             )
     draft.add_event(end, "end_experiment", EVENT_CODES["end_experiment"], feedback="n/a")
     draft.alpha_gain = smooth_steps(gain, sfreq, 0.4)
+    draft.beta_gain = smooth_steps(beta_gain, sfreq, 0.3)
     return draft

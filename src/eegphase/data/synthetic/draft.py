@@ -13,7 +13,8 @@ class TaskDraft:
     """One recording before synthesis.
 
     ``events`` are dicts with at least onset (s), value and event_code; extra keys become task-specific
-    columns. ``alpha_gain`` (n_samples,) scales posterior alpha (eyes, attention); ``sources`` maps a region
+    columns. ``alpha_gain`` (n_samples,) scales posterior alpha (eyes, attention), ``beta_gain`` central beta
+    (movement preparation and rebound); ``sources`` maps a region
     of ``spatial.REGION_ANCHORS`` to its (n_samples,) activity in microvolts.
     """
 
@@ -23,6 +24,7 @@ class TaskDraft:
     duration: float
     events: list[dict] = field(default_factory=list)
     alpha_gain: np.ndarray | None = None
+    beta_gain: np.ndarray | None = None
     sources: dict[str, np.ndarray] = field(default_factory=dict)
     extra_columns: tuple[str, ...] = ()
 

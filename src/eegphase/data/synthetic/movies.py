@@ -51,7 +51,7 @@ def movie_recording(
     draft.add_event(lead + watched, "video_stop", stop_code)
     drive = movie_drive(movie, sfreq)
     n_watched = min(int(round(watched * sfreq)), drive.shape[1])
-    engagement = MOVIE_DRIVE_UV * np.exp(rng.normal(0.0, 0.2))
+    engagement = MOVIE_DRIVE_UV * traits.movie_engagement * np.exp(rng.normal(0.0, 0.1))
     for row, region in enumerate(MOVIE_REGIONS):
         draft.source(region)[lead_samples : lead_samples + n_watched] = engagement * drive[row, :n_watched]
     gain = np.ones(draft.n_samples, dtype=np.float32)

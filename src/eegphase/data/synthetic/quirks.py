@@ -29,4 +29,6 @@ def cut_before_last_event(draft: TaskDraft) -> None:
     n_samples = draft.n_samples
     if draft.alpha_gain is not None:
         draft.alpha_gain = draft.alpha_gain[:n_samples]
+    if draft.beta_gain is not None:
+        draft.beta_gain = draft.beta_gain[:n_samples]
     draft.sources = {region: activity[:n_samples] for region, activity in draft.sources.items()}

@@ -17,6 +17,11 @@ _FACTOR_CORRELATION = np.array(
     ]
 )
 
+# Links from externalizing (standardised) to the hidden physiology: log amplitude per SD, and Hz per SD.
+THETA_PER_EXTERNALIZING = 0.3
+BETA_PER_EXTERNALIZING = 0.25
+APF_PER_EXTERNALIZING = 0.2
+
 
 @dataclass(frozen=True)
 class SubjectTraits:
@@ -42,6 +47,7 @@ class SubjectTraits:
     beta_gain: float
     rt_scale: float
     anchor_jitter_seed: int
+    movie_engagement: float = 1.0
 
 
 def _alpha_peak(age: float) -> float:
@@ -78,19 +84,26 @@ def sample_traits(
         commercial_use=str(rng.choice(["Yes", "No"], p=[0.8, 0.2])),
         full_pheno="Yes" if has_pheno else "No",
         factors=values,
-        # Alpha peak rises ~0.11 Hz a year in childhood (~8 Hz at 5, ~10 Hz at 21) and slowly falls after 30.
-        alpha_freq=float(np.clip(_alpha_peak(age) + rng.normal(0.0, 0.55), 6.5, 12.5)),
+        # Alpha peak rises ~0.11 Hz a year in childhood (~8 Hz at 5, ~10 Hz at 21) and slowly falls after 30;
+        # it is a little slower with more externalizing problems.
+        alpha_freq=float(
+            np.clip(
+                _alpha_peak(age) - APF_PER_EXTERNALIZING * externalizing + rng.normal(0.0, 0.55), 6.5, 12.5
+            )
+        ),
         alpha_gain=float(np.exp(rng.normal(0.0, 0.3))),
         aperiodic_exponent=float(
             np.clip(1.9 - 0.03 * (min(age, 21.0) - 5.0) + rng.normal(0.0, 0.15), 1.0, 2.4)
         ),
-        # Externalizing raises theta and lowers beta slightly: a weak theta/beta ratio link.
-        theta_gain=float(np.exp(0.15 * externalizing + rng.normal(0.0, 0.25))),
-        beta_gain=float(np.exp(-0.1 * externalizing + rng.normal(0.0, 0.25))),
+        # Externalizing raises frontal theta and lowers central beta: the theta/beta ratio link, noisy.
+        theta_gain=float(np.exp(THETA_PER_EXTERNALIZING * externalizing + rng.normal(0.0, 0.2))),
+        beta_gain=float(np.exp(-BETA_PER_EXTERNALIZING * externalizing + rng.normal(0.0, 0.2))),
         rt_scale=float(
             np.clip(
                 1.15 - 0.03 * (min(age, 21.0) - 12.0) + 0.07 * attention + rng.normal(0.0, 0.12), 0.55, 2.0
             )
         ),
         anchor_jitter_seed=int(rng.integers(2**31)),
+        # Attention problems weaken the movie-evoked response (lower inter-subject correlation).
+        movie_engagement=float(np.exp(-0.2 * attention + rng.normal(0.0, 0.15))),
     )
