@@ -37,11 +37,13 @@ def sweep_data(tmp_path_factory) -> tuple[Path, Path]:
 
 def run_cli(workdir: Path, *overrides: str, data: tuple[Path, Path], multirun: bool = False,
             check: bool = True, env: dict[str, str] | None = None, timeout: int = 300,
-            ) -> subprocess.CompletedProcess:  # fmt: skip
-    """``python -m eegphase.run`` with the tiny settings in ``workdir`` (its own mlflow.db and optuna.db)."""
+            generate: bool = False) -> subprocess.CompletedProcess:  # fmt: skip
+    """``python -m eegphase.run`` with the tiny settings in ``workdir`` (its own mlflow.db and optuna.db);
+    ``generate``: the run generates the smoke dataset at ``data``'s root if it is not there yet."""
     root, cache = data
     cmd = [sys.executable, "-m", "eegphase.run", *(["-m"] if multirun else []), *TINY,
-           f"data.root={root}", "~data.generate", f"cache_dir={cache}", *overrides]  # fmt: skip
+           f"data.root={root}", *([] if generate else ["~data.generate"]), f"cache_dir={cache}",
+           *overrides]  # fmt: skip
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "EEGPHASE_CONF_DIR": str(CONF_DIR), **(env or {})}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=full_env)
     if check and proc.returncode != 0:

@@ -7,9 +7,12 @@ import subprocess
 import sys
 import time
 
+import mlflow
 from mlflow.tracking import MlflowClient
 
 from eegphase.config import CONF_DIR
+
+from .conftest import run_cli
 
 # Opens the project's tracker on a new store the moment the test says "go" (after every process has
 # imported MLflow, so that they really start together).
@@ -55,3 +58,19 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
         client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
         assert client.get_experiment_by_name("eegphase") is not None
         assert sorted(e.name for e in client.search_experiments()) == ["Default", "eegphase"]
+
+
+def test_a_parallel_sweep_in_a_fresh_folder_loses_no_job(tmp_path):
+    # Every job of a joblib sweep finds no dataset and no cache: they must not generate and prepare them
+    # over each other (one job used to fail with FileNotFoundError on a .bdf another job was replacing).
+    data = (tmp_path / "data" / "synthetic-smoke", tmp_path / "cache")
+    run_cli(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "seed=0,1,2", data=data,
+            multirun=True, generate=True, timeout=900)  # fmt: skip
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    frame = mlflow.search_runs(experiment_names=["eegphase"])
+    parents = frame[frame["tags.eegphase.phase"] == "pipeline"]
+    assert sorted(parents["params.seed"]) == ["0", "1", "2"]
+    assert (
+        len(frame) == 6 and (frame["status"] == "FINISHED").all()
+    )  # each job: a pipeline and a finetune run
+    assert (data[0] / ".complete").exists()
