@@ -32,7 +32,7 @@ def test_symmetric_loss_matches_hand_computation():
     loss_view = -2.0 + math.log(math.exp(2.0) + 2.0)
     loss_inverse = -0.0 + math.log(2.0 + math.exp(1.0))
     result = symmetric_masked_modeling_loss(view, inverse_view, codes, mask)
-    assert result.loss.item() == pytest.approx(loss_view + loss_inverse, rel=1e-6)
+    assert result.loss.item() == pytest.approx((loss_view + loss_inverse) / 2, rel=1e-6)  # mean of the views
     assert result.accuracy.item() == pytest.approx(0.5)  # patch 0 right (argmax 0), patch 1 wrong (argmax 1)
     assert result.n_masked == 2
 
@@ -58,3 +58,14 @@ def test_bad_inputs_are_named():
         )
     with pytest.raises(TypeError, match="boolean"):
         masked_code_loss(torch.randn(1, 2, 3), torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2))
+
+
+def test_trivial_predictor_is_the_code_frequencies():
+    from eegphase.objectives.masked_modeling import trivial_code_predictor, trivial_code_scores
+
+    codes = torch.tensor([[0, 0, 0, 1], [0, 0, 2, 1]])  # code 0: 5 of 8
+    log_prior = trivial_code_predictor(codes, n_codes=4, smoothing=0.0)
+    loss, accuracy = trivial_code_scores(log_prior, codes)
+    expected = -(5 * math.log(5 / 8) + 2 * math.log(2 / 8) + math.log(1 / 8)) / 8  # the code entropy
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert accuracy.item() == pytest.approx(5 / 8)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from eegphase.engine.errors import CheckpointError
-from eegphase.engine.transfer import FreezeSchedule, load_encoder_weights, set_requires_grad
+from eegphase.engine.transfer import load_encoder_weights, set_requires_grad
 
 
 class _Encoder(nn.Module):
@@ -114,20 +114,9 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path):
         load_encoder_weights(_Encoder(), no_model)
 
 
-def test_freeze_schedule_keeps_encoder_fixed_for_two_epochs():
-    schedule = FreezeSchedule()
-    assert [schedule.frozen(epoch) for epoch in range(4)] == [True, True, False, False]
-    encoder, head = nn.Linear(4, 3), nn.Linear(3, 1)
-    optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=0.1)
-    x, y = torch.randn(8, 4), torch.randn(8, 1)
-    for epoch in range(3):
-        assert schedule.apply(encoder, epoch) == (epoch < 2)
-        before = encoder.weight.clone()
-        optimizer.zero_grad(set_to_none=True)
-        nn.functional.mse_loss(head(encoder(x)), y).backward()
-        optimizer.step()
-        assert torch.equal(encoder.weight, before) == (epoch < 2)
-    set_requires_grad(head, False)
-    assert not any(p.requires_grad for p in head.parameters())
-    with pytest.raises(ValueError, match="freeze_epochs"):
-        FreezeSchedule(-1)
+def test_set_requires_grad_freezes_and_unfreezes_every_parameter():
+    encoder = nn.Linear(4, 3)
+    set_requires_grad(encoder, False)
+    assert not any(p.requires_grad for p in encoder.parameters())
+    set_requires_grad(encoder, True)
+    assert all(p.requires_grad for p in encoder.parameters())

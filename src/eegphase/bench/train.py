@@ -33,7 +33,7 @@ from eegphase.engine.optim import OptimizerConfig
 from eegphase.engine.precision import Precision, make_precision
 from eegphase.models.eegnex import EEGNeX
 from eegphase.models.predictor import encoder_from_config
-from eegphase.phases.pretrain import MaskedPretrainModel, masked_modelling
+from eegphase.phases.pretrain import MaskedPretrainModel
 
 N_CHANS, N_TIMES = 129, 200
 LossFn = Callable[[], torch.Tensor]
@@ -136,7 +136,7 @@ def masked_modelling_loss(
     codes = torch.randint(0, n_codes, (batch_size, n_tokens), generator=gen).to(device)
 
     def loss() -> torch.Tensor:
-        return masked_modelling(model, x, codes, 0.5)[0].loss
+        return model(x, codes, 0.5)[0].loss
 
     return model, loss
 

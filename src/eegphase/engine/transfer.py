@@ -155,23 +155,3 @@ def freeze_unused_mask_token(encoder: nn.Module) -> None:
     token = getattr(encoder, "mask_token", None)
     if isinstance(token, nn.Parameter):
         token.requires_grad_(False)
-
-
-@dataclass(frozen=True)
-class FreezeSchedule:
-    """The encoder stays frozen for the first ``freeze_epochs`` epochs (0-based), then trains."""
-
-    freeze_epochs: int = 2
-
-    def __post_init__(self) -> None:
-        if self.freeze_epochs < 0:
-            raise ValueError(f"freeze_epochs must be >= 0, got {self.freeze_epochs}")
-
-    def frozen(self, epoch: int) -> bool:
-        return epoch < self.freeze_epochs
-
-    def apply(self, encoder: nn.Module, epoch: int) -> bool:
-        """Set the encoder's ``requires_grad`` for ``epoch``; returns whether it is frozen."""
-        is_frozen = self.frozen(epoch)
-        set_requires_grad(encoder, not is_frozen)
-        return is_frozen

@@ -3,8 +3,8 @@
 A LaBraM encoder gives one vector per patch; it is L2-normalised and snapped to the nearest of
 ``n_codes`` unit-norm codes (cosine similarity). The codebook is updated by exponential moving averages
 (no gradient), and the encoder gets the straight-through gradient. A small transformer decoder
-predicts, per patch, the Fourier amplitude and phase (each standardised over frequency), which forces
-the codes to carry the patch's spectral content.
+predicts, per patch, the log Fourier amplitude (standardised per frequency over the batch) and phase, which
+forces the codes to carry the patch's spectral content (see :func:`spectral_targets`).
 
 API: ``encode(x, ch_idx=None) -> codes (B, C*P)`` (targets for masked modelling);
 ``forward(x, ch_idx=None) -> TokenizerOutput`` with ``loss`` to minimise during tokenizer training.
@@ -25,18 +25,32 @@ from eegphase.models.transformer import Block, init_transformer_weights
 
 
 class EMACodebook(nn.Module):
-    """Unit-norm codebook updated by EMA of the assigned (normalised) encoder outputs.
+    """Unit-norm codebook updated by an EMA towards each code's (normalised) cluster mean, as LaBraM does.
 
-    Initialised from the first training batch (random encoder outputs), so few codes start dead.
-    Under torch.distributed the per-code sums are all-reduced, so every rank keeps the same codebook.
+    Three things keep the codes in use (without them a tokenizer collapses to a handful of codes within
+    ten steps): the codebook starts from spherical k-means on the first training batch; every used code
+    moves by at most ``1 - decay`` towards the mean direction of its vectors, however many it got (an update
+    weighted by counts lets a popular code jump to the centre of the data and absorb everything); and a code
+    left unused for ``restart_after`` updates is restarted on a random vector of the current batch.
+    Under torch.distributed the per-code sums are all-reduced and rank 0's choices broadcast, so every rank
+    keeps the same codebook.
     """
 
-    def __init__(self, n_codes: int = 8192, code_dim: int = 64, decay: float = 0.99):
+    def __init__(
+        self,
+        n_codes: int = 8192,
+        code_dim: int = 64,
+        decay: float = 0.99,
+        kmeans_iters: int = 10,
+        restart_after: int | None = 5,
+    ):
         super().__init__()
         self.n_codes, self.code_dim, self.decay = n_codes, code_dim, decay
+        self.kmeans_iters, self.restart_after = kmeans_iters, restart_after
         self.register_buffer("weight", F.normalize(torch.randn(n_codes, code_dim), dim=-1))
-        self.register_buffer("embed_sum", self.weight.clone())
-        self.register_buffer("cluster_size", torch.zeros(n_codes))
+        self.register_buffer("cluster_size", torch.zeros(n_codes))  # EMA of assignments per update
+        self.register_buffer("unused_updates", torch.zeros(n_codes, dtype=torch.long))
+        self.register_buffer("restarts", torch.zeros((), dtype=torch.long))  # codes restarted so far
         self.register_buffer("initialised", torch.tensor(False))
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
@@ -45,26 +59,40 @@ class EMACodebook(nn.Module):
 
     @torch.no_grad()
     def init_from(self, z: torch.Tensor) -> None:
-        picks = torch.randint(0, z.shape[0], (self.n_codes,), device=z.device)
-        fresh = F.normalize(z[picks].float() + 0.01 * torch.randn_like(z[picks].float()), dim=-1)
-        if dist.is_available() and dist.is_initialized():
-            dist.broadcast(fresh, src=0)
-        self.weight.copy_(fresh)
-        self.embed_sum.copy_(fresh)
+        """Spherical k-means on ``z`` (rank 0's, broadcast): every code starts inside the data."""
+        z = z.float()
+        self.weight.copy_(_broadcast(spherical_kmeans(z, self.n_codes, self.kmeans_iters)))
+        self.cluster_size.zero_()
+        self.unused_updates.zero_()
         self.initialised.fill_(True)
 
     @torch.no_grad()
     def update(self, z: torch.Tensor, codes: torch.Tensor) -> None:
-        """EMA step: per-code sums of the assigned vectors; unit-normalising makes counts unnecessary."""
+        """EMA step towards each used code's mean direction, then restart the codes unused for too long."""
         z = z.float()
         counts = torch.bincount(codes, minlength=self.n_codes).float()
-        sums = torch.zeros_like(self.embed_sum).index_add_(0, codes, z)
+        sums = torch.zeros_like(self.weight).index_add_(0, codes, z)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(counts)
             dist.all_reduce(sums)
+        used = counts > 0
+        moved = F.normalize(self.decay * self.weight + (1 - self.decay) * F.normalize(sums, dim=-1), dim=-1)
+        self.weight.copy_(torch.where(used[:, None], moved, self.weight))
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
-        self.weight.copy_(F.normalize(self.embed_sum, dim=-1))
+        self.unused_updates.add_(1).masked_fill_(used, 0)
+        if self.restart_after is not None:
+            self._restart_dead(z)
+
+    def _restart_dead(self, z: torch.Tensor) -> None:
+        dead = (self.unused_updates >= self.restart_after).nonzero().flatten()
+        if len(dead) == 0:
+            return
+        picks = torch.randint(0, z.shape[0], (len(dead),), device=z.device)
+        fresh = _broadcast(F.normalize(z[picks] + 0.01 * torch.randn_like(z[picks]), dim=-1))
+        self.weight[dead] = fresh
+        self.unused_updates[dead] = 0
+        self.cluster_size[dead] = float(self.cluster_size.mean())
+        self.restarts.add_(len(dead))
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z (M, code_dim) unit vectors -> (straight-through quantised z, codes (M,), commitment loss)."""
@@ -78,15 +106,54 @@ class EMACodebook(nn.Module):
         return z + (quantised - z).detach(), codes, commitment
 
 
+def _broadcast(tensor: torch.Tensor) -> torch.Tensor:
+    """Rank 0's tensor on every rank (a no-op without torch.distributed)."""
+    if dist.is_available() and dist.is_initialized():
+        tensor = tensor.contiguous()
+        dist.broadcast(tensor, src=0)
+    return tensor
+
+
+@torch.no_grad()
+def spherical_kmeans(z: torch.Tensor, k: int, iters: int = 10) -> torch.Tensor:
+    """``k`` unit centres of the unit vectors ``z`` (M, D) by cosine k-means; empty clusters are re-seeded.
+
+    With fewer vectors than centres the extra centres are jittered copies of vectors.
+    """
+    m = z.shape[0]
+    picks = torch.randperm(m, device=z.device)[:k] if m >= k else torch.randint(0, m, (k,), device=z.device)
+    centres = F.normalize(z[picks] + (0.0 if m >= k else 0.01) * torch.randn_like(z[picks]), dim=-1)
+    for _ in range(iters):
+        assign = (z @ centres.t()).argmax(dim=-1)
+        sums = torch.zeros_like(centres).index_add_(0, assign, z)
+        counts = torch.bincount(assign, minlength=k)
+        empty = counts == 0
+        reseed = z[torch.randint(0, m, (int(empty.sum()),), device=z.device)]
+        centres = F.normalize(sums, dim=-1)
+        centres[empty] = F.normalize(reseed + 0.01 * torch.randn_like(reseed), dim=-1)
+    return centres
+
+
 def standardise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Zero mean, unit std over the last (frequency) axis."""
     return (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + eps)
 
 
 def spectral_targets(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Standardised Fourier amplitude and phase of each patch, first patch_size // 2 bins (as LaBraM)."""
-    spectrum = torch.fft.fft(patches.float(), dim=-1)[..., : patches.shape[-1] // 2]
-    return standardise(spectrum.abs()), standardise(torch.angle(spectrum))
+    """Per patch (rows of ``patches``): log Fourier amplitude and phase of bins 1..patch_size // 2.
+
+    The log amplitude is standardised per frequency over the batch, not over the frequencies of a patch
+    (LaBraM's choice): a per-patch z-score leaves the average spectral shape as the target, which the
+    decoder learns from position alone while ignoring the codes, so the codes end up carrying nothing
+    (measured: the same reconstruction with the codes shuffled). Centred per frequency, what is left is
+    each patch's own power and spectral shape, which only the codes can tell the decoder. The phase is
+    standardised over frequency as in LaBraM.
+    """
+    spectrum = torch.fft.rfft(patches.float(), dim=-1)[..., 1 : patches.shape[-1] // 2 + 1]
+    log_amplitude = torch.log(spectrum.abs() + 1e-6)
+    rows = log_amplitude.reshape(-1, log_amplitude.shape[-1])
+    amplitude = (log_amplitude - rows.mean(0)) / (rows.std(0) + 1e-6)
+    return amplitude, standardise(torch.angle(spectrum))
 
 
 @dataclass
@@ -125,6 +192,9 @@ class NeuralTokenizer(nn.Module):
         self.to_code = nn.Sequential(
             nn.Linear(embed_dim, embed_dim), nn.Tanh(), nn.Linear(embed_dim, code_dim)
         )
+        # Centring each code dimension over the batch keeps the vectors from drifting into one narrow cone
+        # (all patches -> one direction -> one code), which the reconstruction gradient otherwise favours.
+        self.centre = nn.BatchNorm1d(code_dim, affine=False)
         self.codebook = EMACodebook(n_codes, code_dim, decay)
         self.from_code = nn.Linear(code_dim, embed_dim)
         self.decoder_pos = SpatioTemporalEmbedding(embed_dim, electrodes.n_electrodes(), max_time_patches)
@@ -145,17 +215,20 @@ class NeuralTokenizer(nn.Module):
     def quantise(
         self, x: torch.Tensor, ch_idx: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        tokens = self.encoder(x, ch_idx, return_all_tokens=True)  # (B, N, D)
-        z = F.normalize(self.to_code(tokens).float(), dim=-1)
+        z = self.code_vectors(x, ch_idx)
         quantised, codes, commitment = self.codebook(z.flatten(0, 1))
         return quantised.view_as(z), codes.view(z.shape[:2]), commitment
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, ch_idx: torch.Tensor | None = None) -> torch.Tensor:
         """Code indices (B, C*P), one per patch in LaBraM's channel-major token order."""
-        tokens = self.encoder(x, ch_idx, return_all_tokens=True)
-        z = F.normalize(self.to_code(tokens).float(), dim=-1)
+        z = self.code_vectors(x, ch_idx)
         return self.codebook.nearest(z.flatten(0, 1)).view(z.shape[:2])
+
+    def code_vectors(self, x: torch.Tensor, ch_idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Unit vectors (B, C*P, code_dim) that the codebook quantises."""
+        projected = self.to_code(self.encoder(x, ch_idx, return_all_tokens=True)).float()
+        return F.normalize(self.centre(projected.flatten(0, 1)).view_as(projected), dim=-1)
 
     def decode(
         self, quantised: torch.Tensor, ch_idx: torch.Tensor, n_patches: int

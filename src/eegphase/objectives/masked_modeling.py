@@ -28,6 +28,8 @@ __all__ = [
     "split_stacked_logits",
     "symmetric_masked_modeling_loss",
     "symmetric_masks",
+    "trivial_code_predictor",
+    "trivial_code_scores",
 ]
 
 
@@ -96,12 +98,13 @@ def symmetric_masked_modeling_loss(
     target_codes: torch.Tensor,
     mask: torch.Tensor,
 ) -> MaskedModelingResult:
-    """LaBraM's symmetric objective: loss(view, mask) + loss(inverse view, ~mask).
+    """LaBraM's symmetric objective: the mean of loss(view, mask) and loss(inverse view, ~mask).
 
     ``logits_view`` is the model's output when the patches in ``mask`` are hidden, ``logits_inverse_view``
     when those in ``~mask`` are; each is (B, N, K) or gathered at its masked rows (see masked_code_loss).
-    The two losses are summed (as in LaBraM's training code); accuracy counts every masked prediction of
-    both views.
+    The two losses are averaged (LaBraM's code sums them): the loss stays a per-patch cross-entropy,
+    comparable with that of predicting the code frequencies (``trivial_code_loss``), and an auxiliary
+    weight next to it means what it says. Accuracy counts every masked prediction of both views.
     """
     loss_a, acc_a = masked_code_loss(logits_view, target_codes, mask)
     loss_b, acc_b = masked_code_loss(logits_inverse_view, target_codes, ~mask)
@@ -109,11 +112,25 @@ def symmetric_masked_modeling_loss(
     n_b = int((~mask).sum())
     accuracy = (acc_a * n_a + acc_b * n_b) / (n_a + n_b)
     return MaskedModelingResult(
-        loss=loss_a + loss_b,
+        loss=(loss_a + loss_b) / 2,
         accuracy=accuracy,
         n_masked=n_a + n_b,
         view_losses=(loss_a.detach(), loss_b.detach()),
     )
+
+
+@torch.no_grad()
+def trivial_code_predictor(codes: torch.Tensor, n_codes: int, smoothing: float = 0.5) -> torch.Tensor:
+    """Log-probabilities (n_codes,) of each code in ``codes`` (add-``smoothing`` counts): the context-free
+    predictor that masked modelling must beat."""
+    counts = torch.bincount(codes.flatten().long(), minlength=n_codes).float() + smoothing
+    return (counts / counts.sum()).log()
+
+
+def trivial_code_scores(log_prior: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy and accuracy on ``codes`` of the trivial predictor (always the most frequent code)."""
+    codes = codes.flatten().long()
+    return -log_prior[codes].mean(), (codes == log_prior.argmax()).float().mean()
 
 
 def masked_modeling_loss(

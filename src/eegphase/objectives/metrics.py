@@ -66,3 +66,19 @@ def balanced_accuracy(y_true: Any, y_pred: Any) -> float:
     true, pred = _pair(y_true, y_pred)
     recalls = [float(np.mean(pred[true == label] == label)) for label in np.unique(true)]
     return float(np.mean(recalls))
+
+
+def codebook_stats(counts: Any) -> dict[str, float]:
+    """Health of a tokenizer from its code counts over some windows: the fraction of codes used, the
+    perplexity (exp of the code entropy: the number of equally used codes it is worth) and the share of the
+    most frequent code. A collapsed codebook shows low usage and perplexity and a large top share."""
+    counts = _to_numpy(counts, "code counts")
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("code counts are all zero: no windows were encoded")
+    p = counts[counts > 0] / total
+    return {
+        "codebook_usage": float((counts > 0).mean()),
+        "codebook_perplexity": float(np.exp(-(p * np.log(p)).sum())),
+        "codebook_top_share": float(p.max()),
+    }

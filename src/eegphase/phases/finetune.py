@@ -1,7 +1,9 @@
 """Supervised fine-tuning, one model per task (challenge 1, challenge 2, or a user's own targets).
 
-With upstream weights the encoder starts from them and stays frozen for ``freeze_epochs`` epochs (the head
-learns first), then trains end to end. The best epoch by validation loss is scored on the test subjects:
+With upstream weights the encoder starts from them and the head first learns alone on the frozen encoder for
+``freeze_epochs`` epochs; then the whole model trains end to end for ``epochs`` epochs, on a schedule of its
+own, exactly as long as a from-scratch model trains (a fair comparison). LaBraM models fine-tune with
+layer-wise lr decay (``model.finetune_layer_decay``). The best epoch by validation loss is scored on the test subjects:
 NRMSE per challenge and the overall score 0.3 * C1 + 0.7 * C2.
 """
 
@@ -17,7 +19,7 @@ from torch import nn
 
 from eegphase.engine.loop import Trainer, move_to_device
 from eegphase.engine.seeding import seed_everything
-from eegphase.engine.transfer import FreezeSchedule, freeze_unused_mask_token, load_encoder_weights
+from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weights, set_requires_grad
 from eegphase.models.predictor import build_predictor
 from eegphase.objectives.metrics import balanced_accuracy, challenge_score, nrmse
 from eegphase.objectives.regression import loss_by_name
@@ -109,7 +111,6 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     if kind == "regression":
         nn.init.constant_(model.head.net[-1].bias, float(np.nanmean(y_train)))  # start at the mean predictor
     metrics: dict[str, float] = {}
-    freeze = FreezeSchedule(int(phase.freeze_epochs) if ctx.init_from is not None else 0)
     if ctx.init_from is not None:
         report = load_encoder_weights(model.encoder, ctx.init_from, prefix="encoder.")
         metrics[f"{task_name}_init_missing_keys"] = float(len(report.missing))
@@ -121,23 +122,19 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
         pred = out.squeeze(-1) if kind == "regression" else out
         return loss_fn(pred, batch["y"][:, 0])
 
-    def on_epoch_end(trainer: Trainer, _metrics: dict) -> None:
-        freeze.apply(model.encoder, trainer.epoch)
-
+    head_epochs = int(phase.freeze_epochs) if ctx.init_from is not None else 0
+    if head_epochs > 0:
+        fit_head_only(ctx, model, step, train, val, head_epochs, directory / "head", task_name)
+    # End to end: the same number of epochs (and steps) whether the encoder starts from scratch or not,
+    # on a schedule of its own (warmup, then cosine over exactly these epochs).
     trainer = Trainer(
         model,
         step,
-        # frozen encoder weights get no gradient in the first epochs; DDP must expect that
-        make_trainer_config(
-            ctx, directory, overrides={"ddp_find_unused_parameters": freeze.freeze_epochs > 0}
-        ),
+        make_trainer_config(ctx, directory),
         on_log=ctx.prefixed_log(f"{task_name}/"),
-        on_epoch_end=on_epoch_end,
         device=ctx.device,
     )
-    resume = resume_point(directory)
-    freeze.apply(model.encoder, _epoch_of(resume))
-    result = trainer.fit(train, val, epochs=int(phase.epochs), resume_from=resume)
+    result = trainer.fit(train, val, epochs=int(phase.epochs), resume_from=resume_point(directory))
     ctx.log_figure(learning_curves(result.history, f"finetune {task_name}"), f"plots/{task_name}_curves.png")
 
     best = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
@@ -158,10 +155,28 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     return metrics, trainer.best_checkpoint
 
 
-def _epoch_of(checkpoint: Path | None) -> int:
-    if checkpoint is None:
-        return 0
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"])
+def fit_head_only(
+    ctx: PhaseContext, model: nn.Module, step, train, val, epochs: int, directory: Path, task_name: str
+) -> None:
+    """Train the head on a frozen, initialised encoder (its own warmup + cosine), leaving ``model`` at the
+    stage's last weights; a finished stage is not retrained when a later one was interrupted."""
+    directory.mkdir(parents=True, exist_ok=True)
+    set_requires_grad(model.encoder, False)
+    if stage_done(directory) is None:
+        trainer = Trainer(
+            model,
+            step,
+            # frozen encoder weights get no gradient; DDP must expect that
+            make_trainer_config(ctx, directory, monitor=None, overrides={"ddp_find_unused_parameters": True}),
+            on_log=ctx.prefixed_log(f"{task_name}/head/"),
+            device=ctx.device,
+        )
+        trainer.fit(train, val, epochs=epochs, resume_from=resume_point(directory))
+        mark_stage_done(ctx, directory, {"epochs": epochs})
+    state = torch.load(directory / "last.pt", map_location="cpu", weights_only=True)["model"]
+    model.load_state_dict(state)
+    set_requires_grad(model.encoder, True)
+    freeze_unused_mask_token(model.encoder)
 
 
 def run(ctx: PhaseContext) -> PhaseOutput:

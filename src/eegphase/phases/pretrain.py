@@ -27,7 +27,10 @@ from eegphase.objectives.masked_modeling import (
     MaskedModelingResult,
     split_stacked_logits,
     symmetric_masked_modeling_loss,
+    trivial_code_predictor,
+    trivial_code_scores,
 )
+from eegphase.objectives.metrics import codebook_stats
 from eegphase.objectives.regression import loss_by_name
 from eegphase.phases.common import (
     PhaseContext,
@@ -87,27 +90,25 @@ class MaskedPretrainModel(nn.Module):
     def forward(
         self, x: torch.Tensor, codes: torch.Tensor, ratio: float
     ) -> tuple[MaskedModelingResult, dict[str, torch.Tensor] | None]:
-        """MEM on one batch, and the auxiliary heads' predictions from the pooled tokens (None without).
+        """MEM on one batch, and the auxiliary heads' predictions from the pooled unmasked tokens.
 
-        Everything trained goes through ``forward`` so that DDP sees (and syncs) it.
+        Both symmetric views (and, with auxiliary heads, the unmasked input they read, as fine-tuning will)
+        go through one stacked forward. In eval mode the masks come from a fixed seed, so every validation
+        pass scores the same masked patches. Everything trained goes through ``forward`` so that DDP sees
+        (and syncs) it.
         """
-        mem, tokens = masked_modelling(self, x, codes, ratio)
-        aux = self.aux_heads(tokens.mean(dim=1).float()) if self.aux_heads is not None else None
+        generator = None if self.training else torch.Generator(x.device).manual_seed(0)
+        mask, inverse = symmetric_patch_masks(x.shape[0], codes.shape[1], ratio, x.device, generator)
+        views = [mask, inverse]
+        if self.aux_heads is not None:
+            views.append(torch.zeros_like(mask))
+        stacked = torch.cat(views)
+        tokens = self.encoder(x.repeat(len(views), 1, 1), mask=stacked, return_all_tokens=True)
+        n = x.shape[0]
+        view, inverse_view = split_stacked_logits(self.code_head(tokens[: 2 * n], stacked[: 2 * n]), mask)
+        mem = symmetric_masked_modeling_loss(view, inverse_view, codes, mask)
+        aux = self.aux_heads(tokens[2 * n :].mean(dim=1).float()) if self.aux_heads is not None else None
         return mem, aux
-
-
-def masked_modelling(
-    model: MaskedPretrainModel, x: torch.Tensor, codes: torch.Tensor, ratio: float
-) -> tuple[MaskedModelingResult, torch.Tensor]:
-    """LaBraM's symmetric MEM on one batch: both views in one stacked forward, logits on masked rows only.
-
-    Returns the loss result and the first view's patch tokens (for the auxiliary heads).
-    """
-    mask, inverse = symmetric_patch_masks(x.shape[0], codes.shape[1], ratio, device=x.device)
-    stacked = torch.cat([mask, inverse])
-    tokens = model.encoder(torch.cat([x, x]), mask=stacked, return_all_tokens=True)
-    view, inverse_view = split_stacked_logits(model.code_head(tokens, stacked), mask)
-    return symmetric_masked_modeling_loss(view, inverse_view, codes, mask), tokens[: x.shape[0]]
 
 
 class JepaPretrainModel(nn.Module):
@@ -136,6 +137,7 @@ def _fit(
     directory: Path,
     prefix: str,
     find_unused: bool = False,
+    on_epoch_end=None,
 ) -> tuple[Trainer, dict]:
     """Train one stage with the engine, resuming it when an earlier run was interrupted.
 
@@ -146,6 +148,7 @@ def _fit(
         step_fn,
         make_trainer_config(ctx, directory, overrides={"ddp_find_unused_parameters": find_unused}),
         on_log=ctx.prefixed_log(prefix),
+        on_epoch_end=on_epoch_end,
         device=ctx.device,
     )
     result = trainer.fit(train, val, epochs=epochs, resume_from=resume_point(directory))
@@ -157,8 +160,33 @@ def _fit(
     return trainer, final
 
 
-def train_tokenizer(ctx: PhaseContext, train, val) -> nn.Module:
-    """Stage 1 of MEM: the VQ tokenizer learns to predict each patch's Fourier amplitude and phase."""
+@torch.no_grad()
+def code_counts(tokenizer: nn.Module, data_loader, device: torch.device) -> torch.Tensor:
+    """How often each code is used on the windows of ``data_loader`` (eval mode)."""
+    tokenizer = unwrap(tokenizer)
+    was_training = tokenizer.training
+    tokenizer.eval()
+    counts = torch.zeros(tokenizer.codebook.n_codes, dtype=torch.long)
+    for batch in data_loader:
+        codes = tokenizer.encode(batch["x"].to(device))
+        counts += torch.bincount(codes.flatten().cpu(), minlength=len(counts))
+    tokenizer.train(was_training)
+    return counts
+
+
+def codebook_health(tokenizer: nn.Module, data_loader, device: torch.device) -> dict[str, float]:
+    """Codebook usage, perplexity and top share on ``data_loader``, plus restarts so far (see EMACodebook)."""
+    stats = codebook_stats(code_counts(tokenizer, data_loader, device).numpy())
+    return {**stats, "codebook_restarts": float(unwrap(tokenizer).codebook.restarts)}
+
+
+def train_tokenizer(ctx: PhaseContext, train, val) -> tuple[nn.Module, dict[str, float]]:
+    """Stage 1 of MEM: the VQ tokenizer learns to predict each patch's Fourier amplitude and phase.
+
+    Codebook health (usage, perplexity on the validation windows) is logged every epoch: a collapsed
+    tokenizer makes masked modelling predict a near-constant target. Returns the frozen tokenizer and its
+    final metrics.
+    """
     phase = ctx.phase_cfg
     directory = ctx.work_dir / "tokenizer"
     directory.mkdir(parents=True, exist_ok=True)
@@ -174,13 +202,27 @@ def train_tokenizer(ctx: PhaseContext, train, val) -> nn.Module:
             "commit": out.commitment_loss,
         }
 
+    def log_health(trainer: Trainer, _metrics: dict) -> None:
+        health = codebook_health(trainer.model, val, ctx.device)
+        ctx.log_metrics({f"tokenizer/val/{k}": v for k, v in health.items()}, trainer.step)
+
     trainer, final = _fit(
-        ctx, tokenizer, step, train, val, int(phase.tokenizer_epochs), directory, "tokenizer/"
+        ctx,
+        tokenizer,
+        step,
+        train,
+        val,
+        int(phase.tokenizer_epochs),
+        directory,
+        "tokenizer/",
+        on_epoch_end=log_health,
     )
-    mark_stage_done(ctx, directory, final)
     state = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
     tokenizer.load_state_dict(state)
-    return tokenizer.to(ctx.device).eval().requires_grad_(False)
+    tokenizer = tokenizer.to(ctx.device).eval().requires_grad_(False)
+    final.update({f"tokenizer/val/{k}": v for k, v in codebook_health(tokenizer, val, ctx.device).items()})
+    mark_stage_done(ctx, directory, final)
+    return tokenizer, final
 
 
 def check_objective(objective: str | None, model_name: str) -> None:
@@ -214,7 +256,11 @@ def run(ctx: PhaseContext) -> PhaseOutput:
 
     metrics: dict[str, float] = {}
     if objective == "mem":
-        tokenizer = train_tokenizer(ctx, train, val)
+        tokenizer, tokenizer_metrics = train_tokenizer(ctx, train, val)
+        metrics.update(tokenizer_metrics)
+        # The trivial predictor: code frequencies on the training windows, scored beside MEM on every batch.
+        counts = code_counts(tokenizer, train, ctx.device)
+        log_prior = trivial_code_predictor(counts, int(phase.n_codes)).to(ctx.device)
         seed_everything(ctx.seed)
         model = MaskedPretrainModel(encoder_from_config(ctx.model_cfg), int(phase.n_codes), bool(aux))
         ratio = float(phase.mask_ratio)
@@ -227,7 +273,12 @@ def run(ctx: PhaseContext) -> PhaseOutput:
             losses = {"mem": mem.loss}
             if aux:
                 losses.update(aux.losses(predictions, batch["y"]))
-            return losses, {"mem_accuracy": mem.accuracy}
+            trivial_loss, trivial_accuracy = trivial_code_scores(log_prior, codes)
+            return losses, {
+                "mem_accuracy": mem.accuracy,
+                "mem_trivial_loss": trivial_loss,
+                "mem_trivial_accuracy": trivial_accuracy,
+            }
 
     else:
         seed_everything(ctx.seed)

@@ -18,6 +18,7 @@ class ModelSchema:
     name: str = MISSING
     size: str | None = None
     pretrain_objective: str | None = None  # mem | jepa | None (the model has none)
+    finetune_layer_decay: float | None = None  # per-block lr decay when fine-tuned (LaBraM: 0.65)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
