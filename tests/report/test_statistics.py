@@ -102,3 +102,19 @@ def test_missing_seed_param_is_named():
     run = PipelineRun("abc", "odd", "full", 1, {"model.name": "labram"}, {})
     with pytest.raises(ValueError, match="abc.*'seed'"):
         runs_frame([run], METRICS)
+
+
+def test_markdown_says_plainly_whether_the_interval_includes_zero():
+    from eegphase.report.write import verdict_text
+
+    mixed = [
+        _run("b0", "baseline", 0, "labram", 1.0, 1),
+        _run("b1", "baseline", 1, "labram", 1.0, 2),
+        _run("f0", "full", 0, "labram", 0.9, 3),
+        _run("f1", "full", 1, "labram", 1.05, 4),
+    ]
+    text = markdown_table(comparison_table(runs_frame(mixed, METRICS), METRICS), METRICS)
+    assert "interval includes 0, no evidence of a difference" in text
+    assert verdict_text(-0.3, -0.1, 3) == ": lower than baseline"
+    assert verdict_text(0.1, 0.3, 3) == ": higher than baseline"
+    assert verdict_text(float("nan"), float("nan"), 1) == ""

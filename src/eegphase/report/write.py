@@ -36,7 +36,16 @@ def difference_text(row: pd.Series, metric: str) -> str:
     mean, std = row[f"{metric}_diff_mean"], row[f"{metric}_diff_std"]
     low, high = row[f"{metric}_diff_ci_low"], row[f"{metric}_diff_ci_high"]
     interval = "CI n/a" if n < 2 else f"[{_number(low, True)}, {_number(high, True)}]"
-    return f"{_number(mean, True)} ± {_number(std)} {interval} (n={n})"
+    return f"{_number(mean, True)} ± {_number(std)} {interval} (n={n}){verdict_text(low, high, n)}"
+
+
+def verdict_text(low: float, high: float, n: int) -> str:
+    """What the interval says, in words: a difference whose interval holds 0 is not evidence of anything."""
+    if n < 2 or not (math.isfinite(low) and math.isfinite(high)):
+        return ""
+    if low <= 0.0 <= high:
+        return ": interval includes 0, no evidence of a difference"
+    return ": lower than baseline" if high < 0 else ": higher than baseline"
 
 
 def markdown_table(table: pd.DataFrame, metrics: tuple[str, ...]) -> str:
