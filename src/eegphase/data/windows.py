@@ -51,8 +51,29 @@ class WindowConfig:
         if values.get("challenge2_tasks") is not None:
             values["challenge2_tasks"] = tuple(values["challenge2_tasks"])
         if "mixed_ratio" in values:
-            values["mixed_ratio"] = {str(k): float(v) for k, v in dict(values["mixed_ratio"]).items()}
+            values["mixed_ratio"] = mixed_shares(dict(values["mixed_ratio"]))
         return cls(**values)
+
+
+def mixed_shares(ratio: dict) -> dict[str, float]:
+    """``windows.mixed_ratio`` as plain floats; one dataset may be null and gets what the others leave, so
+    that ``{hbn: null, tuh: 0.3}`` sweeps by ``windows.mixed_ratio.tuh=0.3,0.5`` alone (shares are normalised
+    to sum to 1 later)."""
+    shares = {str(k): None if v is None else float(v) for k, v in ratio.items()}
+    rest = [k for k, v in shares.items() if v is None]
+    given = {k: v for k, v in shares.items() if v is not None}
+    if len(rest) > 1 or any(v < 0 for v in given.values()):
+        raise ValueError(
+            f"windows.mixed_ratio {ratio}: shares must be >= 0, with at most one null (the rest)"
+        )
+    if rest:
+        left = 1.0 - sum(given.values())
+        if left < 0:
+            raise ValueError(
+                f"windows.mixed_ratio {ratio}: the given shares exceed 1, leaving none for {rest[0]}"
+            )
+        given[rest[0]] = left
+    return given
 
 
 def challenge1_trials(events: pd.DataFrame) -> pd.DataFrame:
