@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from eegphase.objectives.multitask import MultiTaskLoss, TaskSpec
+from eegphase.objectives.multitask import AuxiliaryObjective
 from eegphase.objectives.regression import loss_by_name, masked_cross_entropy, masked_regression_loss
 
 NAN = float("nan")
@@ -40,39 +40,32 @@ def test_cross_entropy_skips_missing_labels():
         masked_cross_entropy(logits, torch.tensor([0.0, 1.0, 2.0]))
 
 
-def test_total_is_main_plus_weighted_aux_and_all_missing_aux_adds_zero():
-    objective = MultiTaskLoss(
-        TaskSpec("rt", "mse"), [TaskSpec("p_factor", "l1", 0.15), TaskSpec("sex", "ce", 0.5)]
+def test_weighted_aux_terms_and_an_all_missing_target_adds_zero():
+    objective = AuxiliaryObjective(
+        {"p_factor": {"weight": 0.15, "loss": "l1"}, "sex": {"weight": 0.5, "loss": "ce"}},
+        ["p_factor", "age", "sex"],
     )
-    features = torch.randn(3, 4, requires_grad=True)
-    predictions = {
-        "rt": features[:, 0],
-        "p_factor": features[:, 1:2],
-        "sex": features[:, 2:4],
-    }
-    targets = {
-        "rt": torch.tensor([0.5, 0.1, -0.2]),
-        "p_factor": torch.tensor([1.0, NAN, 0.0]),
-        "sex": torch.full((3,), NAN),  # nobody's sex known in this batch
-    }
-    result = objective(predictions, targets)
-    rt = ((features[:, 0] - targets["rt"]) ** 2).mean()
-    pf = ((features[0, 1] - 1.0).abs() + (features[2, 1] - 0.0).abs()) / 2
-    assert result.total.item() == pytest.approx((rt + 0.15 * pf).item(), rel=1e-6)
-    assert set(result.terms) == {"rt", "p_factor", "sex"}
-    assert result.terms["sex"].item() == 0.0
-    assert result.weights["p_factor"] == 0.15
-    assert math.isfinite(result.log_dict()["loss/total"])
-    result.total.backward()
+    features = torch.randn(3, 3, requires_grad=True)
+    predictions = {"p_factor": features[:, 0], "sex": features[:, 1:3]}
+    y = torch.tensor([[1.0, 10.0, NAN], [NAN, 11.0, NAN], [0.0, 12.0, NAN]])  # nobody's sex known
+    losses = objective.losses(predictions, y)
+    assert set(losses) == {"aux_p_factor", "aux_sex"}
+    pf = ((features[0, 0] - 1.0).abs() + (features[2, 0] - 0.0).abs()) / 2
+    assert losses["aux_p_factor"].item() == pytest.approx(0.15 * pf.item(), rel=1e-6)
+    assert losses["aux_sex"].item() == 0.0
+    total = sum(losses.values())
+    assert math.isfinite(total.item())
+    total.backward()
     assert torch.isfinite(features.grad).all()
-    assert torch.all(features.grad[:, 2:4] == 0)  # the sex head learns nothing from an unlabelled batch
+    assert torch.all(features.grad[:, 1:3] == 0)  # the sex head learns nothing from an unlabelled batch
 
 
-def test_missing_prediction_and_duplicate_names_are_named():
-    objective = MultiTaskLoss(TaskSpec("rt"), [TaskSpec("age", weight=0.1)])
-    with pytest.raises(KeyError, match="age"):
-        objective({"rt": torch.zeros(2)}, {"rt": torch.zeros(2), "age": torch.zeros(2)})
-    with pytest.raises(ValueError, match="rt"):
-        MultiTaskLoss(TaskSpec("rt"), [TaskSpec("rt")])
+def test_age_is_standardised_and_unknown_tasks_are_named():
+    objective = AuxiliaryObjective({"age": {"weight": 1.0, "loss": "mse"}}, ["p_factor", "age", "sex"])
+    y = torch.tensor([[0.0, 16.0, 0.0]])
+    assert objective.losses({"age": torch.tensor([1.0])}, y)["aux_age"].item() == pytest.approx(0.0)
+    assert not AuxiliaryObjective({}, ["p_factor"])
+    with pytest.raises(KeyError, match="iq"):
+        AuxiliaryObjective({"iq": {"weight": 1.0, "loss": "mse"}}, ["p_factor", "age", "sex"])
     with pytest.raises(ValueError, match="unknown loss"):
         loss_by_name("hinge")

@@ -48,8 +48,10 @@ class WindowDataset(Dataset):
     """Windows of one mode and split. Each item is a dict of tensors:
 
     ``x`` (n_channels, n_samples) float32, ``y`` (n_targets,) float32 (NaN where unknown), ``channel_mask``
-    (n_channels,) bool, ``subject`` (int index into ``self.subjects``) and ``index`` (row in ``self.windows``);
-    movie windows add ``movie`` (int index into ``self.movies``) and ``time_bin``.
+    (n_channels,) bool (True = a real channel, False = a zero channel padded in), ``subject`` (int index into
+    ``self.subjects``) and ``index`` (row in ``self.windows``); movie windows add ``movie`` (int index into
+    ``self.movies``) and ``time_bin``; mixed windows (a ``mix_weight`` column) add ``source`` (int index into
+    ``self.sources``, the dataset names).
     """
 
     def __init__(
@@ -91,6 +93,11 @@ class WindowDataset(Dataset):
                 self.windows["movie"].map({m: i for i, m in enumerate(self.movies)}).to_numpy(np.int64)
             )
             self._time_bin = self.windows["time_bin"].to_numpy(np.int64)
+        self.sources = (
+            sorted(self.windows["dataset"].astype(str).unique()) if "mix_weight" in self.windows else []
+        )
+        if self.sources:
+            self._source = self.windows["dataset"].astype(str).map(self.sources.index).to_numpy(np.int64)
         manifest = Manifest.load(self.cache_dir).recordings.set_index("key")
         self._shapes = {
             k: (int(manifest.at[k, "n_times"]), int(manifest.at[k, "n_channels"])) for k in set(self._keys)
@@ -133,6 +140,11 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
+    @property
+    def sample_weights(self) -> np.ndarray | None:
+        """Each window's training draw probability (mixed windows: ``mix_weight``); None: draw uniformly."""
+        return self.windows["mix_weight"].to_numpy(np.float64) if "mix_weight" in self.windows else None
+
     def _memmap(self, key: str) -> np.memmap:
         array = self._maps.get(key)
         if array is None:
@@ -170,6 +182,8 @@ class WindowDataset(Dataset):
         if self.movies:
             item["movie"] = int(self._movie[i])
             item["time_bin"] = int(self._time_bin[i])
+        if self.sources:
+            item["source"] = int(self._source[i])
         return item
 
     def _place(self, key: str, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,6 +213,18 @@ def subject_splits(cache_dir: str | Path, cfg: SplitConfig) -> pd.DataFrame:
     return assign_splits(Manifest.load(cache_dir).recordings, cfg)
 
 
+def _keep_mix_shares(windows: pd.DataFrame, keep: pd.Series) -> pd.DataFrame:
+    """The rows ``keep``; a ``mix_weight`` column is rescaled so each dataset keeps its share of the draws
+    (its weight total over the whole table) whatever fraction of its windows the split holds."""
+    kept = windows[keep]
+    if "mix_weight" not in windows or not len(kept):
+        return kept
+    share = windows.groupby("dataset")["mix_weight"].sum()
+    kept = kept.copy()
+    kept["mix_weight"] = kept["dataset"].map(share / kept["dataset"].value_counts())
+    return kept
+
+
 def make_dataset(
     cache_dir: str | Path,
     mode: str,
@@ -215,7 +241,7 @@ def make_dataset(
     windows = load_windows(cache_dir, mode)
     if split is not None:
         windows = attach_splits(windows, subject_splits(cache_dir, split_cfg or SplitConfig()))
-        windows = windows[windows["split"] == split]
+        windows = _keep_mix_shares(windows, windows["split"] == split)
     targets = list(TARGETS[mode] if targets is None else targets)
     if mode in ("challenge1", "challenge2") and targets:
         windows = windows.dropna(subset=targets)

@@ -104,3 +104,38 @@ class ShardedBatchSampler(Sampler[list[Any]]):
     def __len__(self) -> int:
         total = len(self.inner) if isinstance(self.inner, Sized) else len(list(self.inner))
         return _per_rank(total, self.world_size, self.max_batches)
+
+
+class WeightedShardedSampler(ShardedShuffleSampler):
+    """Like :class:`ShardedShuffleSampler`, but an epoch draws window ``i`` with probability
+    ``weights[i] / sum(weights)`` (with replacement), e.g. HBN and TUH at a mixing ratio.
+
+    An epoch has as many draws as there are windows (fewer when ``max_batches`` caps it); the draws come
+    from (seed, epoch) alone and are split over the ranks exactly as the unweighted order is.
+    """
+
+    def __init__(
+        self,
+        weights,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        max_batches: int | None = None,
+    ):
+        weights = torch.as_tensor(weights, dtype=torch.float64).flatten()
+        if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()) or float(weights.sum()) <= 0:
+            raise ValueError("sampling weights must be finite, non-negative and not all zero")
+        super().__init__(len(weights), batch_size, seed, rank, world_size, max_batches)
+        cdf = torch.cumsum(weights, 0)
+        self.cdf = cdf / cdf[-1]
+
+    def batches(self) -> list[torch.Tensor]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        n_batches = (
+            _per_rank(self.n_items // self.batch_size, self.world_size, self.max_batches) * self.world_size
+        )
+        draws = torch.rand(n_batches * self.batch_size, generator=generator, dtype=torch.float64)
+        # the first window whose cumulative weight exceeds the draw: never a window of weight 0
+        order = torch.searchsorted(self.cdf, draws, right=True).clamp_max(self.n_items - 1)
+        return _shard(list(order.view(-1, self.batch_size)), self.rank, self.world_size, self.max_batches)

@@ -4,6 +4,8 @@
   (B, 129) bool mask of which channels are real. 10-20 names go to the nearest HydroCel electrode.
 - ``PerceiverChannelAdapter``: cross-attention from ``n_latent`` learned queries onto per-channel tokens
   (signal projection + 3-D position code): any C_in -> (B, n_latent, T).
+- ``AdaptedEncoder``: an encoder behind a learned adapter (``model.channel_adapter=perceiver``); with
+  ``zero_pad`` the datasets already place every recording on the layout and the encoder is used bare.
 """
 
 from __future__ import annotations
@@ -93,3 +95,27 @@ class PerceiverChannelAdapter(nn.Module):
         latent = self.latents + self.out(h.transpose(1, 2).flatten(2))
         latent = latent + self.mlp(self.norm_mlp(latent))
         return self.to_signal(latent)
+
+
+class AdaptedEncoder(nn.Module):
+    """``encoder(adapter(x))`` for x (B, C, T) on the HydroCel layout; the encoder sees the adapter's latent
+    channels. ``channel_mask`` (B, C) bool (True = real channel) keeps the adapter off zero-padded channels.
+    """
+
+    def __init__(self, adapter: nn.Module, encoder: nn.Module, n_chans: int = electrodes.N_HYDROCEL):
+        super().__init__()
+        self.adapter = adapter
+        self.encoder = encoder
+        self.embed_dim = encoder.embed_dim
+        self.register_buffer("ch_idx", torch.arange(n_chans), persistent=False)
+
+    @property
+    def mask_token(self) -> nn.Parameter | None:
+        """The encoder's mask token, so that phases that never mask can freeze it as usual."""
+        return getattr(self.encoder, "mask_token", None)
+
+    def adapt(self, x: torch.Tensor, channel_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.adapter(x, self.ch_idx[: x.shape[1]], channel_mask)
+
+    def forward(self, x: torch.Tensor, *args, channel_mask: torch.Tensor | None = None, **kwargs):
+        return self.encoder(self.adapt(x, channel_mask), *args, **kwargs)

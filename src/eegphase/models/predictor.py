@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from eegphase.models.channel_adapters import AdaptedEncoder
 from eegphase.models.heads import ClassificationHead, RegressionHead
-from eegphase.models.registry import build_encoder
+from eegphase.models.registry import build_channel_adapter, build_encoder
 
 
 class Predictor(nn.Module):
@@ -25,11 +26,22 @@ class Predictor(nn.Module):
 
 
 def encoder_from_config(model_cfg: Mapping[str, Any]) -> nn.Module:
-    """The encoder a ``model`` config names: ``{name, size?, ...constructor overrides}``."""
+    """The encoder a ``model`` config names: ``{name, size?, channel_adapter?, ...constructor overrides}``.
+
+    ``channel_adapter``: ``zero_pad`` (the default; the datasets already zero-pad every recording onto the
+    HydroCel layout, so the encoder is used bare) or ``perceiver`` (a learned adapter in front of it).
+    """
     options = {k: v for k, v in dict(model_cfg).items() if v is not None}
     name = options.pop("name")
     size = options.pop("size", None)
-    return build_encoder(name, size=size, **options)
+    adapter_name = options.pop("channel_adapter", "zero_pad")
+    encoder = build_encoder(name, size=size, **options)
+    if adapter_name == "zero_pad":
+        return encoder
+    if adapter_name != "perceiver":
+        build_channel_adapter(adapter_name)  # names the known adapters
+        raise ValueError(f"model.channel_adapter={adapter_name!r} cannot sit in front of an encoder")
+    return AdaptedEncoder(build_channel_adapter(adapter_name), encoder)
 
 
 def build_predictor(

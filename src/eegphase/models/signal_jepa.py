@@ -6,8 +6,9 @@ electrode (initialised from the electrode's 3-D position) concatenated with a si
 
 - ``SignalJEPA.forward(x, ch_idx=None, visible=None, return_all_tokens=False)``: (B, D) mean embedding or
   tokens (B, C*T', D); ``visible`` (B, N) bool hides the other tokens from attention (the JEPA context).
-- ``SignalJEPAPretrainer.loss(x, ch_idx=None)``: the whole S-JEPA objective (spatial block masking,
-  EMA target encoder, predictor); call ``update_target()`` after each optimiser step.
+- ``SignalJEPAPretrainer.loss(x, ch_idx=None, channel_mask=None)``: the whole S-JEPA objective and the
+  package's one JEPA loss (spatial block masking, EMA target encoder, predictor); call
+  ``update_target()`` after each optimiser step.
 - ``SignalJEPAPreLocal``: the downstream variant (learned spatial filters before the local encoder).
 """
 
@@ -188,24 +189,51 @@ class SignalJEPAPretrainer(nn.Module):
         self.predictor_out = nn.Linear(dim, dim)
         self.predictor.apply(init_transformer_weights)
 
-    def loss(self, x: torch.Tensor, ch_idx: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+    def loss(
+        self,
+        x: torch.Tensor,
+        ch_idx: torch.Tensor | None = None,
+        generator=None,
+        channel_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Smooth L1 between the predictions and the layer-normed target tokens at the masked tokens.
+
+        ``channel_mask`` (B, C) bool, True = real channel: tokens of zero-padded channels are no targets.
+        An encoder behind a learned channel adapter (``adapt``) sees the adapter's latent channels, which
+        are all real (the adapter itself ignores the padded ones).
+        """
+        encoder, target_encoder = self.encoder, self.target_encoder
+        if hasattr(encoder, "adapt"):  # AdaptedEncoder: adapt the input, then work on the inner encoder
+            with torch.no_grad():
+                target_input = target_encoder.adapt(x, channel_mask)
+            x = encoder.adapt(x, channel_mask)
+            encoder, target_encoder, channel_mask = encoder.encoder, target_encoder.encoder, None
+        else:
+            target_input = x
         b, c, _ = x.shape
         ch_idx = resolve_ch_idx(ch_idx, b, c, x.device)
         with torch.no_grad():
-            self.target_encoder.eval()
+            target_encoder.eval()
             target = F.layer_norm(
-                self.target_encoder(x, ch_idx, return_all_tokens=True).float(), (self.encoder.embed_dim,)
+                target_encoder(target_input, ch_idx, return_all_tokens=True).float(), (encoder.embed_dim,)
             )
-        local, pos = self.encoder.local_tokens(x, ch_idx)
-        masked = spatial_block_mask(ch_idx, local.shape[1] // c, self.mask_ratio, generator)
-        context = self.encoder.contextualise(local + pos.to(local.dtype), visible=~masked)
+        local, pos = encoder.local_tokens(x, ch_idx)
+        per_channel = local.shape[1] // c
+        masked = spatial_block_mask(ch_idx, per_channel, self.mask_ratio, generator)
+        context = encoder.contextualise(local + pos.to(local.dtype), visible=~masked)
         h = torch.where(
             masked.unsqueeze(-1), self.mask_token.to(context.dtype) + pos.to(context.dtype), context
         )
         for block in self.predictor:
             h = block(h)
         prediction = self.predictor_out(self.predictor_norm(h))
-        return F.smooth_l1_loss(prediction[masked].float(), target[masked])
+        scored = masked
+        if channel_mask is not None:
+            scored = masked & channel_mask.bool().repeat_interleave(per_channel, dim=1)
+        # mean over the scored tokens' elements; exactly 0 when a mask hides no real channel
+        error = F.smooth_l1_loss(prediction.float(), target, reduction="none").mean(-1)
+        weights = scored.to(error.dtype)
+        return (error * weights).sum() / weights.sum().clamp_min(1)
 
     @torch.no_grad()
     def update_target(self, momentum: float | None = None) -> None:

@@ -213,11 +213,17 @@ class NeuralTokenizer(nn.Module):
             module.apply(init_transformer_weights)
 
     def quantise(
-        self, x: torch.Tensor, ch_idx: torch.Tensor | None = None
+        self, x: torch.Tensor, ch_idx: torch.Tensor | None = None, valid: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        z = self.code_vectors(x, ch_idx)
-        quantised, codes, commitment = self.codebook(z.flatten(0, 1))
-        return quantised.view_as(z), codes.view(z.shape[:2]), commitment
+        """``valid`` (B, C*P) bool: only these patches reach the codebook (others: zero vector, code 0)."""
+        z = self.code_vectors(x, ch_idx, valid)
+        if valid is None:
+            quantised, codes, commitment = self.codebook(z.flatten(0, 1))
+            return quantised.view_as(z), codes.view(z.shape[:2]), commitment
+        picked, picked_codes, commitment = self.codebook(z[valid])
+        quantised = z.new_zeros(z.shape).index_put((valid,), picked)
+        codes = torch.zeros(z.shape[:2], dtype=torch.long, device=z.device).index_put((valid,), picked_codes)
+        return quantised, codes, commitment
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, ch_idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -225,9 +231,16 @@ class NeuralTokenizer(nn.Module):
         z = self.code_vectors(x, ch_idx)
         return self.codebook.nearest(z.flatten(0, 1)).view(z.shape[:2])
 
-    def code_vectors(self, x: torch.Tensor, ch_idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Unit vectors (B, C*P, code_dim) that the codebook quantises."""
+    def code_vectors(
+        self, x: torch.Tensor, ch_idx: torch.Tensor | None = None, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Unit vectors (B, C*P, code_dim) that the codebook quantises (zero where ``valid`` is False)."""
         projected = self.to_code(self.encoder(x, ch_idx, return_all_tokens=True)).float()
+        if valid is not None:
+            return F.normalize(
+                projected.new_zeros(projected.shape).index_put((valid,), self.centre(projected[valid])),
+                dim=-1,
+            )
         return F.normalize(self.centre(projected.flatten(0, 1)).view_as(projected), dim=-1)
 
     def decode(
@@ -240,12 +253,20 @@ class NeuralTokenizer(nn.Module):
         h = self.decoder_norm(h)
         return self.amplitude_head(h), self.phase_head(h)
 
-    def forward(self, x: torch.Tensor, ch_idx: torch.Tensor | None = None) -> TokenizerOutput:
+    def forward(
+        self, x: torch.Tensor, ch_idx: torch.Tensor | None = None, channel_mask: torch.Tensor | None = None
+    ) -> TokenizerOutput:
+        """``channel_mask`` (B, C) bool, True = real channel: the patches of zero-padded channels are left
+        out of the codebook update, the losses and the spectral standardisation."""
         b, c, _ = x.shape
         patches = self.encoder.patchify(x)  # (B, C, P, patch)
-        quantised, codes, commitment = self.quantise(x, ch_idx)
+        valid = None if channel_mask is None else channel_mask.bool().repeat_interleave(patches.shape[2], 1)
+        quantised, codes, commitment = self.quantise(x, ch_idx, valid)
         amplitude, phase = self.decode(quantised, resolve_ch_idx(ch_idx, b, c, x.device), patches.shape[2])
-        amplitude_target, phase_target = spectral_targets(patches.flatten(1, 2))
+        patches = patches.flatten(1, 2)
+        if valid is not None:
+            amplitude, phase, patches = amplitude[valid], phase[valid], patches[valid]
+        amplitude_target, phase_target = spectral_targets(patches)
         amplitude_loss = F.mse_loss(amplitude.float(), amplitude_target)
         phase_loss = F.mse_loss(phase.float(), phase_target)
         loss = amplitude_loss + phase_loss + self.commitment_weight * commitment

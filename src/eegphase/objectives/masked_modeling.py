@@ -82,12 +82,18 @@ def masked_code_loss(
     return loss, accuracy
 
 
-def split_stacked_logits(logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut the gathered logits of a stacked batch (masks ``cat([mask, ~mask])``) into the two views."""
-    n_first = int(mask.sum())
-    if logits.shape[0] != mask.numel():
+def split_stacked_logits(
+    logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut the gathered logits of a stacked batch (masks ``cat([mask, ~mask])``) into the two views.
+
+    ``valid`` (B, N) bool: the logits were gathered only where it is True (padded channels are no targets).
+    """
+    n_first = int(mask.sum() if valid is None else (mask & valid).sum())
+    expected = mask.numel() if valid is None else int(valid.sum())
+    if logits.shape[0] != expected:
         raise ValueError(
-            f"stacked logits have {logits.shape[0]} rows, expected {mask.numel()} (every patch masked once)"
+            f"stacked logits have {logits.shape[0]} rows, expected {expected} (every patch masked once)"
         )
     return logits[:n_first], logits[n_first:]
 
@@ -97,6 +103,7 @@ def symmetric_masked_modeling_loss(
     logits_inverse_view: torch.Tensor,
     target_codes: torch.Tensor,
     mask: torch.Tensor,
+    valid: torch.Tensor | None = None,
 ) -> MaskedModelingResult:
     """LaBraM's symmetric objective: the mean of loss(view, mask) and loss(inverse view, ~mask).
 
@@ -105,11 +112,13 @@ def symmetric_masked_modeling_loss(
     The two losses are averaged (LaBraM's code sums them): the loss stays a per-patch cross-entropy,
     comparable with that of predicting the code frequencies (``trivial_code_loss``), and an auxiliary
     weight next to it means what it says. Accuracy counts every masked prediction of both views.
+    ``valid`` (B, N) bool: only these positions are targets (the patches of real, not zero-padded, channels).
     """
-    loss_a, acc_a = masked_code_loss(logits_view, target_codes, mask)
-    loss_b, acc_b = masked_code_loss(logits_inverse_view, target_codes, ~mask)
-    n_a = int(mask.sum())
-    n_b = int((~mask).sum())
+    first, second = (mask, ~mask) if valid is None else (mask & valid, ~mask & valid)
+    loss_a, acc_a = masked_code_loss(logits_view, target_codes, first)
+    loss_b, acc_b = masked_code_loss(logits_inverse_view, target_codes, second)
+    n_a = int(first.sum())
+    n_b = int(second.sum())
     accuracy = (acc_a * n_a + acc_b * n_b) / (n_a + n_b)
     return MaskedModelingResult(
         loss=(loss_a + loss_b) / 2,

@@ -1,94 +1,47 @@
-"""Multi-task composition: L = L_main + sum_k w_k * L_aux_k, with every term returned for logging.
+"""Auxiliary heads' losses: L = L_ssl + sum_k w_k L_k, each term NaN-masked and returned for logging.
 
-Auxiliary targets (p_factor, age, sex, ...) are often missing for some subjects. Each term uses the
-NaN-masked losses of :mod:`eegphase.objectives.regression`, so a batch in which an auxiliary target is
-entirely missing adds an exact zero and keeps the gradient finite.
+Auxiliary targets (p_factor, age, sex) are often missing for some subjects. Each term uses the NaN-masked
+losses of :mod:`eegphase.objectives.regression`, so a batch in which a target is entirely missing adds an
+exact zero and keeps the gradient finite. Regression targets are standardised with fixed constants so that
+their losses are on the scale of the self-supervised loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
 import torch
+from torch import nn
 
 from eegphase.objectives.regression import loss_by_name
 
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """One prediction target: the model output called ``name`` is compared with the target ``name``."""
-
-    name: str
-    loss: str = "mse"
-    weight: float = 1.0
-    huber_delta: float = 1.0
+AUX_NORMALISATION = {"age": (12.0, 4.0), "p_factor": (0.0, 1.0)}
+AUX_TASKS = ("p_factor", "age", "sex")  # the heads of models.heads.AuxiliaryHeads
 
 
-@dataclass
-class MultiTaskResult:
-    """The total to backpropagate and each unweighted term (detached) under its task name."""
+class AuxiliaryObjective:
+    """NaN-masked auxiliary losses for the tasks that ``aux_task`` weights (an empty dict: no heads)."""
 
-    total: torch.Tensor
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
-    weights: dict[str, float] = field(default_factory=dict)
-
-    def log_dict(self, prefix: str = "loss/") -> dict[str, float]:
-        """Plain floats for a tracker: the total and every term."""
-        out = {f"{prefix}total": float(self.total.detach())}
-        out.update({f"{prefix}{name}": float(value) for name, value in self.terms.items()})
-        return out
-
-
-def compose_losses(
-    main_name: str, main: torch.Tensor, aux: Mapping[str, tuple[torch.Tensor, float]]
-) -> MultiTaskResult:
-    """Weighted sum of an already computed main loss and auxiliary losses ``{name: (loss, weight)}``."""
-    if main_name in aux:
-        raise ValueError(f"auxiliary task {main_name!r} has the same name as the main task")
-    total = main
-    terms = {main_name: main.detach()}
-    weights = {main_name: 1.0}
-    for name, (loss, weight) in aux.items():
-        total = total + weight * loss
-        terms[name] = loss.detach()
-        weights[name] = float(weight)
-    return MultiTaskResult(total=total, terms=terms, weights=weights)
-
-
-class MultiTaskLoss:
-    """Computes the main and auxiliary losses from dicts of predictions and targets keyed by task name.
-
-    The main task's weight is fixed at 1; its missing targets are masked the same way as the others'.
-    """
-
-    def __init__(self, main: TaskSpec, aux: list[TaskSpec] | tuple[TaskSpec, ...] = ()):
-        names = [main.name, *(spec.name for spec in aux)]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"task names must be unique, repeated: {duplicates}")
-        for spec in aux:
-            if spec.weight < 0:
-                raise ValueError(f"auxiliary task {spec.name!r} has a negative weight {spec.weight}")
-        self.main = main
-        self.aux = tuple(aux)
-        self._fns = {spec.name: loss_by_name(spec.loss, spec.huber_delta) for spec in (main, *aux)}
-
-    @property
-    def task_names(self) -> tuple[str, ...]:
-        return (self.main.name, *(spec.name for spec in self.aux))
-
-    def __call__(
-        self, predictions: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
-    ) -> MultiTaskResult:
-        for name in self.task_names:
-            if name not in predictions:
-                raise KeyError(f"no prediction for task {name!r}; the model returned {sorted(predictions)}")
-            if name not in targets:
-                raise KeyError(f"no target for task {name!r}; the batch holds {sorted(targets)}")
-        main_loss = self._fns[self.main.name](predictions[self.main.name], targets[self.main.name])
-        aux_losses = {
-            spec.name: (self._fns[spec.name](predictions[spec.name], targets[spec.name]), spec.weight)
-            for spec in self.aux
+    def __init__(self, tasks: dict, target_names: list[str]):
+        unknown = sorted(set(tasks) - set(AUX_TASKS))
+        if unknown:
+            raise KeyError(f"aux_task.tasks has unknown task(s) {unknown}; known: {', '.join(AUX_TASKS)}")
+        self.tasks = {
+            name: (float(spec["weight"]), loss_by_name(spec["loss"])) for name, spec in tasks.items()
         }
-        return compose_losses(self.main.name, main_loss, aux_losses)
+        self.columns = {name: target_names.index(name) for name in self.tasks}
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks)
+
+    def __call__(self, heads: nn.Module, embedding: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.losses(heads(embedding.float()), y)
+
+    def losses(self, predictions: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The weighted losses of the heads' ``predictions`` against the target columns of ``y``."""
+        losses = {}
+        for name, (weight, loss_fn) in self.tasks.items():
+            target = y[:, self.columns[name]]
+            if name in AUX_NORMALISATION:
+                mean, std = AUX_NORMALISATION[name]
+                target = (target - mean) / std
+            losses[f"aux_{name}"] = weight * loss_fn(predictions[name], target)
+        return losses

@@ -18,7 +18,7 @@ from eegphase.data.splits import SplitConfig
 from eegphase.engine.distributed import dist_info
 from eegphase.engine.loop import TrainerConfig
 from eegphase.engine.optim import OptimizerConfig, ScheduleConfig
-from eegphase.engine.sampler import ShardedShuffleSampler
+from eegphase.engine.sampler import ShardedShuffleSampler, WeightedShardedSampler
 from eegphase.engine.seeding import make_generator, seed_worker
 
 LogFn = Callable[[dict[str, float], int], None]
@@ -57,7 +57,12 @@ class PhaseContext:
     @property
     def model_cfg(self) -> dict:
         model = OmegaConf.to_container(self.cfg.model, resolve=True)
-        return {"name": model["name"], "size": model.get("size"), **(model.get("kwargs") or {})}
+        return {
+            "name": model["name"],
+            "size": model.get("size"),
+            "channel_adapter": model.get("channel_adapter"),
+            **(model.get("kwargs") or {}),
+        }
 
     def prefixed_log(self, prefix: str) -> LogFn:
         return lambda metrics, step: self.log_metrics({f"{prefix}{k}": v for k, v in metrics.items()}, step)
@@ -80,17 +85,27 @@ def dataset(ctx: PhaseContext, mode: str, split: str | None, **kwargs) -> Datase
 
 
 def loader(
-    ctx: PhaseContext, data: Dataset, batch_size: int, train: bool, max_batches: int | None = None
+    ctx: PhaseContext,
+    data: Dataset,
+    batch_size: int,
+    train: bool,
+    max_batches: int | None = None,
+    weights=None,
 ) -> DataLoader:
     """Shuffled batches for training (seeded by (seed, epoch), this rank's share under torchrun), ordered
     ones for evaluation (the whole split on every rank: the engine reduces the metrics over ranks).
 
-    ``batch_size`` and ``max_batches`` (training: batches per epoch) are per process.
+    ``batch_size`` and ``max_batches`` (training: batches per epoch) are per process. ``weights`` (one per
+    window): training draws windows with these probabilities instead of shuffling (mixed HBN + TUH).
     """
     if len(data) == 0:
         raise ValueError(f"phase {ctx.name}: a {'training' if train else 'evaluation'} split has no windows")
     info = dist_info()
-    if train:
+    if train and weights is not None:
+        sampler = WeightedShardedSampler(
+            weights, batch_size, ctx.seed, info.rank, info.world_size, max_batches
+        )
+    elif train:
         sampler = ShardedShuffleSampler(
             len(data), batch_size, ctx.seed, info.rank, info.world_size, max_batches
         )

@@ -18,6 +18,7 @@ from eegphase.engine.distributed import unwrap
 from eegphase.engine.loop import Trainer
 from eegphase.engine.seeding import seed_everything
 from eegphase.engine.transfer import freeze_unused_mask_token
+from eegphase.models.channel_adapters import AdaptedEncoder
 from eegphase.models.heads import AuxiliaryHeads, CodePredictionHead
 from eegphase.models.masking import symmetric_patch_masks
 from eegphase.models.predictor import encoder_from_config
@@ -31,7 +32,7 @@ from eegphase.objectives.masked_modeling import (
     trivial_code_scores,
 )
 from eegphase.objectives.metrics import codebook_stats
-from eegphase.objectives.regression import loss_by_name
+from eegphase.objectives.multitask import AUX_TASKS, AuxiliaryObjective
 from eegphase.phases.common import (
     PhaseContext,
     PhaseOutput,
@@ -43,39 +44,26 @@ from eegphase.phases.common import (
 )
 from eegphase.phases.common import trainer_config as make_trainer_config
 
-# Auxiliary regression targets are standardised with fixed constants so their losses are on the SSL scale.
-AUX_NORMALISATION = {"age": (12.0, 4.0), "p_factor": (0.0, 1.0)}
-AUX_TASKS = ("p_factor", "age", "sex")  # the heads of AuxiliaryHeads
+
+def channel_token_mask(channel_mask: torch.Tensor | None, n_tokens: int) -> torch.Tensor | None:
+    """(B, C) real-channel mask -> (B, n_tokens) for channel-major tokens (token = channel * P + patch)."""
+    if channel_mask is None:
+        return None
+    return channel_mask.bool().repeat_interleave(n_tokens // channel_mask.shape[1], dim=1)
 
 
-class AuxiliaryObjective:
-    """NaN-masked auxiliary losses for the tasks that ``aux_task`` weights (an empty dict: no heads)."""
+def pool_tokens(tokens: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the tokens (B, N, D) where ``valid`` (B, N) (all of them without it): padded channels
+    do not dilute the embedding the auxiliary heads read."""
+    if valid is None:
+        return tokens.mean(dim=1)
+    weights = valid.unsqueeze(-1).to(tokens.dtype)
+    return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1)
 
-    def __init__(self, tasks: dict, target_names: list[str]):
-        unknown = sorted(set(tasks) - set(AUX_TASKS))
-        if unknown:
-            raise KeyError(f"aux_task.tasks has unknown task(s) {unknown}; known: {', '.join(AUX_TASKS)}")
-        self.tasks = {
-            name: (float(spec["weight"]), loss_by_name(spec["loss"])) for name, spec in tasks.items()
-        }
-        self.columns = {name: target_names.index(name) for name in self.tasks}
 
-    def __bool__(self) -> bool:
-        return bool(self.tasks)
-
-    def __call__(self, heads: nn.Module, embedding: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.losses(heads(embedding.float()), y)
-
-    def losses(self, predictions: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The weighted losses of the heads' ``predictions`` against the target columns of ``y``."""
-        losses = {}
-        for name, (weight, loss_fn) in self.tasks.items():
-            target = y[:, self.columns[name]]
-            if name in AUX_NORMALISATION:
-                mean, std = AUX_NORMALISATION[name]
-                target = (target - mean) / std
-            losses[f"aux_{name}"] = weight * loss_fn(predictions[name], target)
-        return losses
+def _adapter_kwargs(encoder: nn.Module, channel_mask: torch.Tensor | None) -> dict:
+    """An encoder behind a learned channel adapter takes the channel mask; a bare one has no use for it."""
+    return {"channel_mask": channel_mask} if isinstance(encoder, AdaptedEncoder) else {}
 
 
 class MaskedPretrainModel(nn.Module):
@@ -88,26 +76,38 @@ class MaskedPretrainModel(nn.Module):
         self.aux_heads = AuxiliaryHeads(encoder.embed_dim) if with_aux else None
 
     def forward(
-        self, x: torch.Tensor, codes: torch.Tensor, ratio: float
+        self, x: torch.Tensor, codes: torch.Tensor, ratio: float, channel_mask: torch.Tensor | None = None
     ) -> tuple[MaskedModelingResult, dict[str, torch.Tensor] | None]:
         """MEM on one batch, and the auxiliary heads' predictions from the pooled unmasked tokens.
 
         Both symmetric views (and, with auxiliary heads, the unmasked input they read, as fine-tuning will)
         go through one stacked forward. In eval mode the masks come from a fixed seed, so every validation
         pass scores the same masked patches. Everything trained goes through ``forward`` so that DDP sees
-        (and syncs) it.
+        (and syncs) it. ``channel_mask`` (B, C) bool, True = real channel: the patches of zero-padded
+        channels (a TUH window on the HydroCel layout) are no targets and stay out of the pooled embedding.
         """
         generator = None if self.training else torch.Generator(x.device).manual_seed(0)
         mask, inverse = symmetric_patch_masks(x.shape[0], codes.shape[1], ratio, x.device, generator)
+        valid = channel_token_mask(channel_mask, codes.shape[1])
         views = [mask, inverse]
         if self.aux_heads is not None:
             views.append(torch.zeros_like(mask))
         stacked = torch.cat(views)
-        tokens = self.encoder(x.repeat(len(views), 1, 1), mask=stacked, return_all_tokens=True)
+        tokens = self.encoder(
+            x.repeat(len(views), 1, 1),
+            mask=stacked,
+            return_all_tokens=True,
+            **_adapter_kwargs(
+                self.encoder, None if channel_mask is None else channel_mask.repeat(len(views), 1)
+            ),
+        )
         n = x.shape[0]
-        view, inverse_view = split_stacked_logits(self.code_head(tokens[: 2 * n], stacked[: 2 * n]), mask)
-        mem = symmetric_masked_modeling_loss(view, inverse_view, codes, mask)
-        aux = self.aux_heads(tokens[2 * n :].mean(dim=1).float()) if self.aux_heads is not None else None
+        targets = stacked[: 2 * n] if valid is None else stacked[: 2 * n] & valid.repeat(2, 1)
+        view, inverse_view = split_stacked_logits(self.code_head(tokens[: 2 * n], targets), mask, valid)
+        mem = symmetric_masked_modeling_loss(view, inverse_view, codes, mask, valid)
+        aux = None
+        if self.aux_heads is not None:
+            aux = self.aux_heads(pool_tokens(tokens[2 * n :], valid).float())
         return mem, aux
 
 
@@ -120,10 +120,19 @@ class JepaPretrainModel(nn.Module):
         self.encoder = self.jepa.encoder
         self.aux_heads = AuxiliaryHeads(encoder.embed_dim) if with_aux else None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-        """The JEPA loss on one batch, and the auxiliary heads' predictions (None without heads)."""
-        loss = self.jepa.loss(x)
-        aux = self.aux_heads(self.encoder(x).float()) if self.aux_heads is not None else None
+    def forward(
+        self, x: torch.Tensor, channel_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """The JEPA loss on one batch, and the auxiliary heads' predictions (None without heads).
+
+        ``channel_mask`` (B, C) bool: tokens of zero-padded channels are no targets and are not pooled.
+        """
+        loss = self.jepa.loss(x, channel_mask=channel_mask)
+        aux = None
+        if self.aux_heads is not None:
+            tokens = self.encoder(x, return_all_tokens=True, **_adapter_kwargs(self.encoder, channel_mask))
+            valid = None if isinstance(self.encoder, AdaptedEncoder) else channel_mask
+            aux = self.aux_heads(pool_tokens(tokens, channel_token_mask(valid, tokens.shape[1])).float())
         return loss, aux
 
 
@@ -162,13 +171,15 @@ def _fit(
 
 @torch.no_grad()
 def code_counts(tokenizer: nn.Module, data_loader, device: torch.device) -> torch.Tensor:
-    """How often each code is used on the windows of ``data_loader`` (eval mode)."""
+    """How often each code is used on the real-channel patches of ``data_loader``'s windows (eval mode)."""
     tokenizer = unwrap(tokenizer)
     was_training = tokenizer.training
     tokenizer.eval()
     counts = torch.zeros(tokenizer.codebook.n_codes, dtype=torch.long)
     for batch in data_loader:
         codes = tokenizer.encode(batch["x"].to(device))
+        valid = channel_token_mask(batch.get("channel_mask"), codes.shape[1])
+        codes = codes if valid is None else codes[valid.to(codes.device)]
         counts += torch.bincount(codes.flatten().cpu(), minlength=len(counts))
     tokenizer.train(was_training)
     return counts
@@ -195,7 +206,7 @@ def train_tokenizer(ctx: PhaseContext, train, val) -> tuple[nn.Module, dict[str,
     freeze_unused_mask_token(tokenizer.encoder)
 
     def step(model, batch):
-        out = model(batch["x"])
+        out = model(batch["x"], channel_mask=batch["channel_mask"])  # padded channels: no targets
         return out.loss, {
             "amplitude": out.amplitude_loss,
             "phase": out.phase_loss,
@@ -225,6 +236,13 @@ def train_tokenizer(ctx: PhaseContext, train, val) -> tuple[nn.Module, dict[str,
     return tokenizer, final
 
 
+def source_shares(batch: dict, sources: list[str]) -> dict[str, torch.Tensor]:
+    """The share of each dataset among the batch's windows (mixed mode), to check the mixing ratio."""
+    if not sources:
+        return {}
+    return {f"share_{name}": (batch["source"] == i).float().mean() for i, name in enumerate(sources)}
+
+
 def check_objective(objective: str | None, model_name: str) -> None:
     """MEM pretrains LaBraM, JEPA pretrains SignalJEPA; anything else is a config error."""
     if objective is None:
@@ -250,7 +268,9 @@ def run(ctx: PhaseContext) -> PhaseOutput:
     mode = str(phase.mode)
     train_data, val_data = dataset(ctx, mode, "train"), dataset(ctx, mode, "val")
     batches = phase.max_batches_per_epoch
-    train = loader(ctx, train_data, int(phase.batch_size), True, batches)
+    # mixed windows are drawn at windows.mixed_ratio (their mix_weight); other modes are shuffled
+    train = loader(ctx, train_data, int(phase.batch_size), True, batches, weights=train_data.sample_weights)
+    sources = list(getattr(train_data, "sources", []))
     val = loader(ctx, val_data, int(phase.batch_size), False, phase.max_eval_batches)
     aux = AuxiliaryObjective(dict(ctx.cfg.aux_task.tasks), TARGETS[mode])
 
@@ -266,18 +286,22 @@ def run(ctx: PhaseContext) -> PhaseOutput:
         ratio = float(phase.mask_ratio)
 
         def step(model, batch):
-            x = batch["x"]
+            x, channel_mask = batch["x"], batch["channel_mask"]
             with torch.no_grad():
                 codes = tokenizer.encode(x)
-            mem, predictions = model(x, codes, ratio)
+            mem, predictions = model(x, codes, ratio, channel_mask)
             losses = {"mem": mem.loss}
             if aux:
                 losses.update(aux.losses(predictions, batch["y"]))
-            trivial_loss, trivial_accuracy = trivial_code_scores(log_prior, codes)
+            # the trivial predictor is scored on the same targets: every real-channel patch
+            trivial_loss, trivial_accuracy = trivial_code_scores(
+                log_prior, codes[channel_token_mask(channel_mask, codes.shape[1])]
+            )
             return losses, {
                 "mem_accuracy": mem.accuracy,
                 "mem_trivial_loss": trivial_loss,
                 "mem_trivial_accuracy": trivial_accuracy,
+                **source_shares(batch, sources),
             }
 
     else:
@@ -286,11 +310,11 @@ def run(ctx: PhaseContext) -> PhaseOutput:
 
         def step(model, batch):
             unwrap(model).jepa.update_target()  # EMA of the weights the previous optimizer step produced
-            loss, predictions = model(batch["x"])
+            loss, predictions = model(batch["x"], batch["channel_mask"])
             losses = {"jepa": loss}
             if aux:
                 losses.update(aux.losses(predictions, batch["y"]))
-            return losses, {}
+            return losses, source_shares(batch, sources)
 
     directory = ctx.work_dir / "encoder"
     directory.mkdir(parents=True, exist_ok=True)
