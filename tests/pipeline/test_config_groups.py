@@ -34,9 +34,14 @@ GROUPS = {
     "split": "split",
     "trainer": "trainer",
     "windows": "windows",
+    "tasks": "tasks",
     "hydra/launcher": "hydra/launcher",
 }
-EXTRA = {"data=folder": ["data.root=/data/mine"]}  # its root is a required value
+EXTRA = {  # required values, and what a dataset without movies or challenge windows runs instead
+    "data=folder": ["data.root=/data/mine", "contrastive=none", "tasks=recording_label"],
+    "data=tuh": ["contrastive=none", "tasks=subject_column", "tasks.column=age"],
+    "tasks=subject_column": ["tasks.column=Age"],
+}
 
 
 def _options() -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from eegphase.data.splits import SplitConfig, assign_splits, attach_splits
 from eegphase.data.windows import WindowConfig, build_windows
 
 log = logging.getLogger(__name__)
-WINDOWS_VERSION = 1  # bump when windows.py changes what a table holds
+WINDOWS_VERSION = 2  # bump when windows.py changes what a table holds
 
 
 def prepare(
@@ -66,6 +66,9 @@ def _windows_key(manifest: Manifest, mode: str, wcfg: WindowConfig, scfg: SplitC
         {
             "version": WINDOWS_VERSION,
             "manifest": manifest.fingerprint,
+            # windows carry subject columns and recording labels: a changed table or label_pattern rebuilds them
+            "subjects": hashlib.sha256(manifest.subjects.to_csv(index=False).encode()).hexdigest(),
+            "labels": list(manifest.recordings["label"]) if "label" in manifest.recordings else [],
             "mode": mode,
             "windows": asdict(wcfg),
             "split": asdict(scfg),

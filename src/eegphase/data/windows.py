@@ -2,7 +2,10 @@
 
 Each table has one row per window with where to read it (``key``, ``start``, ``stop`` in cache samples), who and
 what it is (``dataset``, ``subject``, ``task``, ``run``, ``release``, ``onset_s``) and the mode's targets under
-their own names (``rt_from_stimulus``, ``externalizing``, ...). They are written as ``windows-<mode>.parquet``.
+their own names (``rt_from_stimulus``, ``externalizing``, ...). Every mode also carries the subject table's other
+columns (a user's own targets) and the recording label a reader found (``label``); text values become integer
+class codes (sorted names) with the names beside them in ``<column>_name``. They are written as
+``windows-<mode>.parquet``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import numpy as np
 import pandas as pd
 
 from eegphase.data.manifest import Manifest
+from eegphase.data.recording import SUBJECT_COLUMNS
 
 MODES = ("challenge1", "challenge2", "pretrain", "movies", "mixed")
 MOVIES = ("DespicableMe", "DiaryOfAWimpyKid", "FunwithFractals", "ThePresent")
 CCD_TASK = "contrastChangeDetection"
 FACTORS = ("p_factor", "attention", "internalizing", "externalizing")
 SEX_CODES = {"M": 0.0, "F": 1.0}  # windows carry sex as a number: 0 = male, 1 = female, NaN unknown
+LABEL = "label"  # the recording-level label a reader extracts (data.label_pattern)
+NAME_SUFFIX = "_name"  # beside a class-coded column: its class names
 ID_COLUMNS = ["key", "dataset", "subject", "task", "run", "release", "onset_s", "start", "stop"]
 
 
@@ -272,6 +278,53 @@ def mixed_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
     return windows
 
 
+def class_codes(values: pd.Series) -> tuple[pd.Series, list[str]]:
+    """Text values -> float class codes 0..k-1 in sorted name order (NaN stays NaN), and the names."""
+    text = values.where(values.isna(), values.astype(str).str.strip())
+    names = sorted(text.dropna().unique())
+    codes = pd.Categorical(text, categories=names).codes.astype(float)
+    codes[codes < 0] = np.nan
+    return pd.Series(codes, index=values.index), names
+
+
+def subject_columns(manifest: Manifest) -> pd.DataFrame:
+    """Per (dataset, subject): the subject table's columns beyond ``SUBJECT_COLUMNS`` (a user's own targets);
+    numbers stay numbers, text becomes class codes with the names in ``<column>_name``."""
+    subjects = manifest.subjects
+    extra = [c for c in subjects.columns if c not in (*SUBJECT_COLUMNS, "dataset")]
+    table = subjects[["dataset", "subject"]].copy()
+    for column in extra:
+        values = subjects[column]
+        numeric = pd.to_numeric(values, errors="coerce")
+        if numeric.notna().sum() == values.notna().sum():
+            table[column] = numeric.astype(float)
+        else:
+            table[column] = class_codes(values)[0]
+            table[column + NAME_SUFFIX] = values.where(values.isna(), values.astype(str).str.strip())
+    return table.drop_duplicates(["dataset", "subject"])
+
+
+def recording_labels(manifest: Manifest) -> pd.DataFrame:
+    """Per recording ``key``: its label as a class code and its name (empty when no reader set one)."""
+    recs = manifest.recordings
+    if LABEL not in recs or not recs[LABEL].notna().any():
+        return pd.DataFrame(columns=["key"])
+    codes, _ = class_codes(recs[LABEL])
+    return pd.DataFrame({"key": recs["key"], LABEL: codes, LABEL + NAME_SUFFIX: recs[LABEL].astype(object)})
+
+
+def with_user_targets(windows: pd.DataFrame, manifest: Manifest) -> pd.DataFrame:
+    """Add the recording label and the subject table's other columns (those the table lacks a name for)."""
+    for frame, on in (
+        (recording_labels(manifest), ["key"]),
+        (subject_columns(manifest), ["dataset", "subject"]),
+    ):
+        new = [c for c in frame.columns if c not in windows.columns]
+        if new:
+            windows = windows.merge(frame[[*on, *new]], on=on, how="left")
+    return windows
+
+
 BUILDERS = {
     "challenge1": challenge1_windows,
     "challenge2": challenge2_windows,
@@ -285,4 +338,4 @@ def build_windows(manifest: Manifest, mode: str, cfg: WindowConfig) -> pd.DataFr
     """The windows table of one mode (see ``MODES``)."""
     if mode not in BUILDERS:
         raise KeyError(f"unknown windows mode {mode!r}; choose one of {list(BUILDERS)}")
-    return BUILDERS[mode](manifest, cfg).reset_index(drop=True)
+    return with_user_targets(BUILDERS[mode](manifest, cfg), manifest).reset_index(drop=True)

@@ -1,8 +1,9 @@
-"""A simple reference score: ridge regression on log band power, trained on train, tuned on val, scored on test.
+"""A simple reference score: a linear model on log band power, trained on train, tuned on val, scored on test.
 
 It tells whether a dataset's targets are decodable at all and what a model should beat: per channel, the log
-power in five bands (delta, theta, alpha, beta, gamma) of each window, standardised, then closed-form ridge with
-the penalty chosen on the validation split. Numpy only; reads the same windows as training does.
+power in five bands (delta, theta, alpha, beta, gamma) of each window, standardised, then closed-form ridge
+(regression) or class-balanced L2 logistic regression (classification) with the penalty chosen on the
+validation split. Numpy (and scipy's L-BFGS); reads the same windows as training does.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from eegphase.data.datasets import TARGETS, make_dataset
 from eegphase.data.manifest import Manifest
 from eegphase.data.splits import SplitConfig
-from eegphase.objectives.metrics import nrmse
+from eegphase.objectives.metrics import balanced_accuracy, nrmse
 
 BANDS: dict[str, tuple[float, float]] = {
     "delta": (1.0, 4.0),
@@ -98,12 +99,93 @@ def fit_ridge_reference(
     return RidgeReference(mean, scale, coef, intercept, alpha, score)
 
 
-def window_features(dataset, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Band-power features and the first target of every window of a ``WindowDataset``."""
+@dataclass(frozen=True)
+class LogisticReference:
+    """A fitted multinomial logistic regression over standardised features."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray  # (features, classes)
+    intercept: np.ndarray  # (classes,)
+    alpha: float
+    val_balanced_accuracy: float
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        logits = ((np.asarray(features, np.float64) - self.mean) / self.scale) @ self.coef + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def _fit_logistic(z: np.ndarray, y: np.ndarray, n_classes: int, sample_weight: np.ndarray, alpha: float):
+    from scipy.optimize import minimize
+
+    n, d = z.shape
+    onehot = np.eye(n_classes)[y]
+    total = sample_weight.sum()
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        coef, intercept = params[: d * n_classes].reshape(d, n_classes), params[d * n_classes :]
+        logits = z @ coef + intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        value = -(sample_weight * (onehot * log_p).sum(axis=1)).sum() / total + 0.5 * alpha * (coef**2).sum()
+        residual = sample_weight[:, None] * (np.exp(log_p) - onehot) / total
+        grad = np.concatenate([(z.T @ residual + alpha * coef).ravel(), residual.sum(axis=0)])
+        return float(value), grad
+
+    start = np.zeros(d * n_classes + n_classes)
+    params = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 300}).x
+    return params[: d * n_classes].reshape(d, n_classes), params[d * n_classes :]
+
+
+def fit_logistic_reference(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int | None = None,
+    alphas: Sequence[float] = (1.0, 0.1, 0.01, 0.001),
+) -> LogisticReference:
+    """L2 logistic regression with class-balanced sample weights (so that it cannot win by predicting the
+    majority class); the penalty with the best validation balanced accuracy wins (the stronger one on ties)."""
+    x_train = np.asarray(x_train, np.float64)
+    y = np.asarray(y_train).astype(int)
+    n_classes = int(y.max()) + 1 if n_classes is None else int(n_classes)
+    mean = x_train.mean(axis=0)
+    scale = x_train.std(axis=0)
+    scale[scale < 1e-8] = 1.0
+    z = (x_train - mean) / scale
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    sample_weight = (len(y) / (np.count_nonzero(counts) * counts))[y]
+    z_val = (np.asarray(x_val, np.float64) - mean) / scale
+    best = None
+    for alpha in alphas:
+        coef, intercept = _fit_logistic(z, y, n_classes, sample_weight, float(alpha))
+        score = balanced_accuracy(y_val, (z_val @ coef + intercept).argmax(axis=1))
+        if best is None or score > best[0]:
+            best = (score, float(alpha), coef, intercept)
+    score, alpha, coef, intercept = best
+    return LogisticReference(mean, scale, coef, intercept, alpha, score)
+
+
+def spread_subset(n: int, max_items: int | None, seed: int = 0) -> np.ndarray:
+    """Indices of at most ``max_items`` of ``n`` items, drawn once with a fixed seed, in order."""
+    if max_items is None or n <= max_items:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, int(max_items), replace=False))
+
+
+def window_features(
+    dataset, batch_size: int = 256, max_windows: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Band-power features and the first target of the windows of a ``WindowDataset`` (all of them, or a
+    fixed spread-out subset of ``max_windows``)."""
     sfreq = float(Manifest.load(dataset.cache_dir).recordings["sfreq"].iloc[0])
+    picked = spread_subset(len(dataset), max_windows)
     features, targets = [], []
-    for first in range(0, len(dataset), batch_size):
-        items = dataset.__getitems__(range(first, min(first + batch_size, len(dataset))))
+    for first in range(0, len(picked), batch_size):
+        items = dataset.__getitems__(picked[first : first + batch_size])
         x = np.stack([item["x"].numpy() for item in items])
         features.append(band_power_features(x, sfreq))
         targets.append(np.array([float(item["y"][0]) for item in items]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -54,10 +55,28 @@ def masked_regression_loss(
     return masked_mean(per_item, valid)
 
 
-def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def balanced_class_weights(labels, n_classes: int) -> torch.Tensor:
+    """Per-class weights ``n / (n_classes_seen * count)`` from the labels of a training split (NaN and
+    negative labels ignored): each class then weighs as much in the loss; a class absent from the labels
+    gets weight 0."""
+    labels = torch.tensor(np.array(labels, dtype=np.float64)).flatten()
+    labels = labels[~torch.isnan(labels) & (labels >= 0)].long()
+    counts = torch.bincount(labels, minlength=n_classes)[:n_classes].double()
+    seen = int((counts > 0).sum())
+    if seen == 0:
+        raise ValueError("no labelled rows: cannot weight classes")
+    weights = torch.where(counts > 0, counts.sum() / (seen * counts.clamp_min(1)), torch.zeros_like(counts))
+    return weights.float()
+
+
+def masked_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Cross-entropy over labelled rows; ``target`` holds class indices, NaN or negative when missing.
 
     Float targets (e.g. sex stored as 0.0 / 1.0 / NaN in a table column) are accepted as well as integers.
+    ``weight`` (per class, e.g. ``balanced_class_weights``) gives a weighted mean, as torch's weighted
+    cross-entropy does.
     """
     if logits.dim() != 2 or target.dim() != 1 or logits.shape[0] != target.shape[0]:
         raise ValueError(
@@ -70,8 +89,12 @@ def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Te
     if bool(((safe_target >= n_classes) & valid).any()):
         bad = safe_target[(safe_target >= n_classes) & valid][0].item()
         raise ValueError(f"class label {bad} is out of range for {n_classes} classes")
-    per_item = F.cross_entropy(logits, safe_target, reduction="none")
-    return masked_mean(per_item, valid)
+    if weight is None:
+        return masked_mean(F.cross_entropy(logits, safe_target, reduction="none"), valid)
+    weight = weight.to(device=logits.device, dtype=logits.dtype)
+    per_item = F.cross_entropy(logits, safe_target, weight=weight, reduction="none")
+    row_weight = torch.where(valid, weight[safe_target], torch.zeros_like(per_item))
+    return torch.where(valid, per_item, torch.zeros_like(per_item)).sum() / row_weight.sum().clamp_min(1e-12)
 
 
 def loss_by_name(name: str, huber_delta: float = 1.0) -> LossFn:

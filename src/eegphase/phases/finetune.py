@@ -3,26 +3,50 @@
 With upstream weights the encoder starts from them and the head first learns alone on the frozen encoder for
 ``freeze_epochs`` epochs; then the whole model trains end to end for ``epochs`` epochs, on a schedule of its
 own, exactly as long as a from-scratch model trains (a fair comparison). LaBraM models fine-tune with
-layer-wise lr decay (``model.finetune_layer_decay``). The best epoch by validation loss is scored on the test subjects:
-NRMSE per challenge and the overall score 0.3 * C1 + 0.7 * C2.
+layer-wise lr decay (``model.finetune_layer_decay``). The best epoch by validation loss is scored on the val and
+test subjects: NRMSE per window and per subject (regression), balanced accuracy per window, recording and subject
+and AUROC (classification), and the overall score 0.3 * C1 + 0.7 * C2. Beside each task's scores, in the same run:
+a trivial predictor (the training mean; the majority class), the share of the most predicted class, and a
+band-power linear reference fitted on the same training split (``reference``). Classification weighs the
+cross-entropy by the training split's class counts (``class_weights: balanced``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from eegphase.data.datasets import WindowDataset, load_windows
+from eegphase.data.readers.subjects import find_column
+from eegphase.data.windows import NAME_SUFFIX
 from eegphase.engine.loop import Trainer, move_to_device
 from eegphase.engine.seeding import seed_everything
 from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weights, set_requires_grad
 from eegphase.models.predictor import build_predictor
-from eegphase.objectives.metrics import balanced_accuracy, challenge_score, nrmse
-from eegphase.objectives.regression import loss_by_name
+from eegphase.objectives.metrics import (
+    auroc,
+    balanced_accuracy,
+    challenge_score,
+    constant_within,
+    grouped_balanced_accuracy,
+    grouped_nrmse,
+    nrmse,
+    predicted_class_share,
+)
+from eegphase.objectives.reference import fit_logistic_reference, fit_ridge_reference, window_features
+from eegphase.objectives.regression import (
+    CLASSIFICATION_LOSSES,
+    balanced_class_weights,
+    loss_by_name,
+    masked_cross_entropy,
+)
 from eegphase.phases.common import (
     PhaseContext,
     PhaseOutput,
@@ -37,6 +61,50 @@ from eegphase.phases.common import trainer_config as make_trainer_config
 
 log = logging.getLogger(__name__)
 CHALLENGE_TASKS = {"challenge1": "c1", "challenge2": "c2"}
+GROUP_LEVELS = (("recording", "key"), ("subject", "subject"))  # metric suffix, windows column
+
+
+def metric_name(text: str) -> str:
+    """A column or task name made safe for metric names: lowercase, non-alphanumerics to ``_``."""
+    return re.sub(r"[^0-9a-z]+", "_", str(text).strip().lower()).strip("_") or "task"
+
+
+def task_names(key: str, task) -> tuple[str, str]:
+    """(name of the task's folder and checkpoints, name in its metrics): ``challenge1`` -> (challenge1, c1);
+    a task with ``name: Age`` -> (age, age)."""
+    name = task.get("name")
+    label = metric_name(name) if name else key
+    return label, CHALLENGE_TASKS.get(key, label if name else metric_name(key))
+
+
+def target_column(task, columns) -> str:
+    """The windows-table column a task's ``target`` names (subject-table headers in any case: Age -> age)."""
+    found = find_column(str(task.target), columns)
+    if found is None:
+        shown = [c for c in columns if not str(c).endswith(NAME_SUFFIX)]
+        raise KeyError(
+            f"target column {str(task.target)!r} is not in the {task.mode} windows table; it has {shown}"
+        )
+    return found
+
+
+def _with_windows(data: WindowDataset, windows, **changes) -> WindowDataset:
+    """The same kind of dataset over other rows (or with another crop/scale)."""
+    options = {
+        "crop_samples": data.crop_samples,
+        "random_crop": data.random_crop,
+        "layout": data.layout,
+        "scale": data.scale,
+        "seed": data.seed,
+        **changes,
+    }
+    return WindowDataset(data.cache_dir, windows, data.targets, **options)
+
+
+def _labelled(data: WindowDataset) -> WindowDataset:
+    """Only the windows whose target is known (a subject without the column, a recording without a label)."""
+    known = data.windows[data.targets[0]].notna()
+    return data if known.all() else _with_windows(data, data.windows[known])
 
 
 @torch.no_grad()
@@ -49,14 +117,6 @@ def predict(model: nn.Module, data_loader, device: torch.device) -> tuple[np.nda
         outputs.append(model(batch["x"]).float().cpu())
         targets.append(batch["y"][:, 0].float().cpu())
     return torch.cat(outputs).numpy(), torch.cat(targets).numpy()
-
-
-def _safe_nrmse(y_true: np.ndarray, y_pred: np.ndarray, what: str) -> float:
-    try:
-        return nrmse(y_true, y_pred)
-    except ValueError as exc:  # e.g. one test subject: std(y) = 0
-        log.warning("cannot compute NRMSE for %s: %s", what, exc)
-        return math.nan
 
 
 def _scatter(y_true: np.ndarray, y_pred: np.ndarray, title: str):
@@ -79,17 +139,25 @@ def _scatter(y_true: np.ndarray, y_pred: np.ndarray, title: str):
 def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float], Path]:
     """Fine-tune and score one task; returns its metrics and best checkpoint."""
     phase = ctx.phase_cfg
-    directory = ctx.work_dir / task_name
+    label, short = task_names(task_name, task)
+    directory = ctx.work_dir / label
     directory.mkdir(parents=True, exist_ok=True)
     finished = stage_done(directory)
     if finished is not None:  # finished before an interruption of a later task
         return finished, directory / "best.pt"
     kind = str(task.kind)
-    targets = [str(task.target)]
+    if kind not in ("regression", "classification"):
+        raise ValueError(
+            f"phases.finetune.tasks.{task_name}.kind must be regression or classification, got {kind!r}"
+        )
+    target = target_column(task, load_windows(ctx.cache_dir, str(task.mode)).columns)
+    targets = [target]
     crop = task.crop_s
-    train_data = dataset(ctx, task.mode, "train", targets=targets, crop_s=crop)
-    val_data = dataset(ctx, task.mode, "val", targets=targets, crop_s=crop)
-    test_data = dataset(ctx, task.mode, "test", targets=targets, crop_s=crop)
+    splits = {
+        split: _labelled(dataset(ctx, task.mode, split, targets=targets, crop_s=crop))
+        for split in ("train", "val", "test")
+    }
+    train_data, val_data, test_data = splits["train"], splits["val"], splits["test"]
     batch = int(phase.batch_size)
     train = loader(ctx, train_data, batch, True, phase.max_batches_per_epoch)
     val = loader(
@@ -98,24 +166,33 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     full_val, test = loader(ctx, val_data, batch, False), loader(ctx, test_data, batch, False)
 
     seed_everything(ctx.seed)
-    y_train = train_data.windows[targets[0]].to_numpy(float)
+    y_train = train_data.windows[target].to_numpy(float)
+    metrics: dict[str, float] = {}
     if kind == "classification":
-        n_outputs = int(np.nanmax(y_train)) + 1
-    elif kind == "regression":
-        n_outputs = 1
+        n_outputs = max(int(np.nanmax(d.windows[target].to_numpy(float))) for d in splits.values()) + 1
+        classes = class_names(splits.values(), target, n_outputs)
+        (directory / "classes.json").write_text(json.dumps(classes, indent=1))
+        counts = np.bincount(y_train.astype(int), minlength=n_outputs)
+        log.info("task %s: classes %s; training windows per class %s", label, classes, counts.tolist())
+        loss_name = str(task.loss or "ce")
+        weight = balanced_class_weights(y_train, n_outputs) if phase.class_weights == "balanced" else None
+        if weight is not None:
+            metrics.update({f"{short}_class_weight_{i}": float(w) for i, w in enumerate(weight)})
     else:
-        raise ValueError(
-            f"phases.finetune.tasks.{task_name}.kind must be regression or classification, got {kind!r}"
-        )
+        n_outputs, loss_name, weight = 1, str(task.loss or "mse"), None
     model = build_predictor(ctx.model_cfg, n_outputs=n_outputs, task=kind)
     if kind == "regression":
         nn.init.constant_(model.head.net[-1].bias, float(np.nanmean(y_train)))  # start at the mean predictor
-    metrics: dict[str, float] = {}
     if ctx.init_from is not None:
         report = load_encoder_weights(model.encoder, ctx.init_from, prefix="encoder.")
-        metrics[f"{task_name}_init_missing_keys"] = float(len(report.missing))
+        metrics[f"{label}_init_missing_keys"] = float(len(report.missing))
     freeze_unused_mask_token(model.encoder)
-    loss_fn = loss_by_name(str(task.loss))
+    if kind == "classification" and loss_name.lower() in CLASSIFICATION_LOSSES:
+
+        def loss_fn(pred, y):
+            return masked_cross_entropy(pred, y, weight)
+    else:
+        loss_fn = loss_by_name(loss_name)
 
     def step(model, batch):
         out = model(batch["x"])
@@ -124,35 +201,109 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
 
     head_epochs = int(phase.freeze_epochs) if ctx.init_from is not None else 0
     if head_epochs > 0:
-        fit_head_only(ctx, model, step, train, val, head_epochs, directory / "head", task_name)
+        fit_head_only(ctx, model, step, train, val, head_epochs, directory / "head", label)
     # End to end: the same number of epochs (and steps) whether the encoder starts from scratch or not,
     # on a schedule of its own (warmup, then cosine over exactly these epochs).
     trainer = Trainer(
         model,
         step,
         make_trainer_config(ctx, directory),
-        on_log=ctx.prefixed_log(f"{task_name}/"),
+        on_log=ctx.prefixed_log(f"{label}/"),
         device=ctx.device,
     )
     result = trainer.fit(train, val, epochs=int(phase.epochs), resume_from=resume_point(directory))
-    ctx.log_figure(learning_curves(result.history, f"finetune {task_name}"), f"plots/{task_name}_curves.png")
+    ctx.log_figure(learning_curves(result.history, f"finetune {label}"), f"plots/{label}_curves.png")
 
     best = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
     model.load_state_dict(best)
-    short = CHALLENGE_TASKS.get(task_name, task_name)
-    for split, data_loader in (("val", full_val), ("test", test)):
-        pred, true = predict(model.to(ctx.device), data_loader, ctx.device)
+    for split, data, data_loader in (("val", val_data, full_val), ("test", test_data, test)):
+        out, true = predict(model.to(ctx.device), data_loader, ctx.device)
         if kind == "regression":
-            metrics[f"{split}_nrmse_{short}"] = _safe_nrmse(true, pred[:, 0], f"{task_name} {split}")
-        else:
-            metrics[f"{split}_balanced_accuracy_{short}"] = balanced_accuracy(true, pred.argmax(1))
-        if split == "test" and kind == "regression":
-            ctx.log_figure(
-                _scatter(true, pred[:, 0], f"{task_name}: test predictions"), f"plots/{task_name}_test.png"
+            metrics.update(
+                regression_scores(f"{split}_nrmse_{short}", true, out[:, 0], data.windows, y_train)
             )
-    metrics[f"{task_name}_best_epoch"] = float(result.best_epoch or 0)
+        else:
+            metrics.update(classification_scores(split, short, true, out, data.windows, y_train))
+        if split == "test" and kind == "regression":
+            ctx.log_figure(_scatter(true, out[:, 0], f"{label}: test predictions"), f"plots/{label}_test.png")
+    if phase.get("reference", True):
+        metrics.update(reference_scores(kind, short, splits, n_outputs, phase.get("reference_max_windows")))
+    metrics[f"{label}_best_epoch"] = float(result.best_epoch or 0)
     mark_stage_done(ctx, directory, metrics)
     return metrics, trainer.best_checkpoint
+
+
+def class_names(datasets, target: str, n_classes: int) -> dict[str, str]:
+    """Class code -> name, from the ``<target>_name`` column the windows carry (the code itself if none)."""
+    names = {str(i): str(i) for i in range(n_classes)}
+    for data in datasets:
+        if target + NAME_SUFFIX in data.windows:
+            pairs = data.windows[[target, target + NAME_SUFFIX]].dropna().drop_duplicates()
+            names.update({str(int(code)): str(name) for code, name in pairs.itertuples(index=False)})
+    return names
+
+
+def regression_scores(prefix: str, true: np.ndarray, pred: np.ndarray, windows, y_train) -> dict[str, float]:
+    """NRMSE per window, of subject means (``_subject``) and of the training mean (``_trivial``)."""
+    subjects = windows["subject"].astype(str).to_numpy()
+    return {
+        prefix: _safe(nrmse, prefix, true, pred),
+        f"{prefix}_subject": _safe(grouped_nrmse, f"{prefix}_subject", true, pred, subjects),
+        f"{prefix}_trivial": _safe(nrmse, f"{prefix}_trivial", true, np.full_like(true, np.mean(y_train))),
+    }
+
+
+def classification_scores(split: str, short: str, true, logits, windows, y_train) -> dict[str, float]:
+    """Balanced accuracy per window and from mean window probabilities per recording and per subject (where
+    the label is the same across the group's windows), AUROC, the majority class's balanced accuracy
+    (``_trivial``) and the share of the most predicted class."""
+    proba = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy()
+    name = f"{split}_balanced_accuracy_{short}"
+    scores = {
+        name: balanced_accuracy(true, proba.argmax(axis=1)),
+        f"{split}_auroc_{short}": auroc(true, proba),
+    }
+    for level, column in GROUP_LEVELS:
+        groups = windows[column].astype(str).to_numpy()
+        if constant_within(true, groups):
+            scores[f"{name}_{level}"] = grouped_balanced_accuracy(true, proba, groups)
+        else:
+            log.info("%s_%s not reported: the label varies within a %s", name, level, level)
+    majority = float(np.bincount(y_train.astype(int)).argmax())
+    scores[f"{name}_trivial"] = balanced_accuracy(true, np.full_like(true, majority))
+    scores[f"{split}_predicted_class_share_{short}"] = predicted_class_share(proba.argmax(axis=1))
+    return scores
+
+
+def reference_scores(kind: str, short: str, splits: dict, n_classes: int, max_windows) -> dict[str, float]:
+    """Test score of the band-power linear reference fitted on the training windows (penalty tuned on val);
+    NaN with a warning when it cannot be fitted (e.g. a validation target without spread)."""
+    features = {
+        split: window_features(
+            _with_windows(data, data.windows, random_crop=False, scale=1.0),  # microvolts, centred crops
+            max_windows=None if split == "test" else max_windows,
+        )
+        for split, data in splits.items()
+    }
+    x_test, y_test = features["test"]
+    try:
+        if kind == "regression":
+            ridge = fit_ridge_reference(*features["train"], *features["val"])
+            return {f"test_nrmse_{short}_reference": nrmse(y_test, ridge.predict(x_test))}
+        logistic = fit_logistic_reference(*features["train"], *features["val"], n_classes=n_classes)
+        pred = logistic.predict_proba(x_test).argmax(axis=1)
+        return {f"test_balanced_accuracy_{short}_reference": balanced_accuracy(y_test, pred)}
+    except ValueError as exc:
+        log.warning("no band-power reference for %s: %s", short, exc)
+        return {}
+
+
+def _safe(metric, what: str, *args) -> float:
+    try:
+        return metric(*args)
+    except ValueError as exc:  # e.g. one test subject: std(y) = 0
+        log.warning("cannot compute %s: %s", what, exc)
+        return math.nan
 
 
 def fit_head_only(
@@ -189,7 +340,10 @@ def run(ctx: PhaseContext) -> PhaseOutput:
     for name, task in tasks.items():
         task_metrics, best = train_task(ctx, name, task)
         metrics.update(task_metrics)
-        files[f"checkpoints/{name}"] = best
+        label = task_names(name, task)[0]
+        files[f"checkpoints/{label}"] = best
+        if (best.parent / "classes.json").exists():  # class code -> name of a classification task
+            files[f"classes/{label}"] = best.parent / "classes.json"
         checkpoint = checkpoint or best
     for split in ("val", "test"):
         c1, c2 = metrics.get(f"{split}_nrmse_c1"), metrics.get(f"{split}_nrmse_c2")

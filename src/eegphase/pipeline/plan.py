@@ -3,26 +3,33 @@
 Structured-config schemas catch misspelled keys and wrong types; ``check_run_config`` catches names that do
 not exist (a model, a window mode, a loss, a pair mode, a reader kind...) in seconds, instead of after hours of
 pretraining when the phase that uses them starts. Each check uses the constructor or registry that the phase
-itself uses, so the two cannot disagree.
+itself uses, so the two cannot disagree. It also stops a pipeline whose phases need data the dataset does not
+provide (``data.modes``: movies for the contrastive phase, challenge windows for the challenge tasks), and
+``check_prepared_data`` (run right after the data is prepared, before the first phase) stops a fine-tuning task
+whose target holds no values or whose windows are empty in a split, naming the task, the column and the split.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
-from eegphase.data.datasets import TARGETS
+from eegphase.data.datasets import TARGETS, load_windows, subject_splits
 from eegphase.data.preprocess import PreprocessConfig
 from eegphase.data.sources import readers_from_config
-from eegphase.data.splits import SplitConfig
+from eegphase.data.splits import SPLITS, SplitConfig, attach_splits
 from eegphase.data.windows import MODES, WindowConfig
 from eegphase.engine.precision import PRECISIONS
 from eegphase.models.registry import resolve_encoder
 from eegphase.objectives.movie_pairs import PAIR_MODES
-from eegphase.objectives.regression import loss_by_name
+from eegphase.objectives.regression import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, loss_by_name
+from eegphase.phases.finetune import target_column
 from eegphase.phases.pretrain import AuxiliaryObjective, check_objective
 from eegphase.pipeline.schema import PHASES
 
 TASK_KINDS = ("regression", "classification")
+CLASS_WEIGHTS = ("balanced", "none")
 
 
 def pipeline_phases(cfg: DictConfig) -> list[str]:
@@ -54,9 +61,77 @@ def _plain(node) -> dict:
     return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
+def _check_generated_sources(cfg: DictConfig) -> None:
+    """``data.generate`` (experiment=smoke) makes synthetic data for sources of the data config only."""
+    generate = cfg.data.get("generate") or {}
+    sources = cfg.data.get("sources") or {}
+    foreign = [name for name in generate if name not in sources]
+    if foreign:
+        data = cfg.data.get("name", "?")
+        raise ValueError(
+            f"data.generate makes synthetic {foreign} data (experiment=smoke does) but data={data} has no "
+            f"such source (data.sources: {list(sources)}): run experiment=smoke with data=hbn, or keep "
+            f"data={data} and add ~data.generate to shrink a run on your own recordings"
+        )
+
+
+def _check_available_modes(cfg: DictConfig, phases: list[str]) -> None:
+    """Each phase and task reads a window mode the dataset provides (``data.modes``)."""
+    available = cfg.data.get("modes")
+    if available is None:
+        return
+    available = [str(m) for m in available]
+    data = f"data={cfg.data.get('name', '?')} (data.modes={available})"
+    if "pretrain" in phases and str(cfg.phases.pretrain.mode) not in available:
+        raise ValueError(
+            f"phases.pretrain.mode={cfg.phases.pretrain.mode!r} is not provided by {data}; "
+            "choose one of those modes or a pipeline without pretraining (+pipeline=baseline)"
+        )
+    if "contrastive" in phases and "movies" not in available:
+        raise ValueError(
+            f"the contrastive phase needs movie windows (mode 'movies'), which {data} does not provide: "
+            "add contrastive=none (or use +pipeline=no_contrastive / +pipeline=baseline)"
+        )
+    if "finetune" in phases:
+        for name, task in cfg.phases.finetune.tasks.items():
+            if str(task.mode) not in available:
+                raise ValueError(
+                    f"fine-tuning task {name!r} reads mode {task.mode!r}, which {data} does not provide: "
+                    "choose tasks=recording_label (needs data.label_pattern) or tasks=subject_column "
+                    "tasks.column=<a column of the subject table>, or set its mode "
+                    f"(phases.finetune.tasks.{name}.mode)"
+                )
+
+
+def _check_task(name: str, task) -> None:
+    try:
+        task.target, task.mode, task.get("name")
+    except (MissingMandatoryValue, InterpolationToMissingValueError) as exc:
+        hint = "; tasks=subject_column needs tasks.column=<a column of the subject table>"
+        hint = hint if "tasks." in exc.msg else ""
+        raise ValueError(
+            f"phases.finetune.tasks.{name}: a required value is not set ({exc.msg}){hint}"
+        ) from exc
+    if task.kind not in TASK_KINDS:
+        raise ValueError(f"phases.finetune.tasks.{name}.kind={task.kind!r}; choose one of {TASK_KINDS}")
+    if task.loss is None:
+        return
+    try:
+        loss_by_name(str(task.loss))
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"phases.finetune.tasks.{name}.loss: {exc}") from exc
+    fitting = CLASSIFICATION_LOSSES if task.kind == "classification" else REGRESSION_LOSSES
+    if str(task.loss).lower() not in fitting:
+        raise ValueError(
+            f"phases.finetune.tasks.{name}.loss={task.loss!r} does not fit kind={task.kind}; choose one of "
+            f"{fitting}"
+        )
+
+
 def check_run_config(cfg: DictConfig) -> list[str]:
     """Raise on the first name in ``cfg`` that does not exist (naming its key); returns the phases to run."""
     phases = pipeline_phases(cfg)
+    _check_generated_sources(cfg)
     try:
         readers_from_config(_plain(cfg.data))  # readers open no file until asked to list recordings
     except (KeyError, ValueError, TypeError) as exc:
@@ -83,14 +158,69 @@ def check_run_config(cfg: DictConfig) -> list[str]:
     if "finetune" in phases:
         tasks = cfg.phases.finetune.tasks
         if not tasks:
-            raise ValueError("phases.finetune.tasks is empty: name at least one task (e.g. challenge1)")
+            raise ValueError("phases.finetune.tasks is empty: name at least one task (e.g. tasks=challenges)")
         for name, task in tasks.items():
-            if task.kind not in TASK_KINDS:
-                raise ValueError(
-                    f"phases.finetune.tasks.{name}.kind={task.kind!r}; choose one of {TASK_KINDS}"
-                )
-            try:
-                loss_by_name(str(task.loss))
-            except (KeyError, ValueError) as exc:
-                raise ValueError(f"phases.finetune.tasks.{name}.loss: {exc}") from exc
+            _check_task(name, task)
+        if cfg.phases.finetune.class_weights not in CLASS_WEIGHTS:
+            raise ValueError(
+                f"phases.finetune.class_weights={cfg.phases.finetune.class_weights!r}; choose one of "
+                f"{CLASS_WEIGHTS}"
+            )
+    _check_available_modes(cfg, phases)
     return phases
+
+
+def check_prepared_data(cfg: DictConfig, phases: list[str]) -> None:
+    """After the data is prepared, before any phase: every fine-tuning task's target column exists and holds
+    values, every split has windows with a value, a classification target is integer classes with at least
+    two in training, and a regression target varies in val and test (else NRMSE is undefined)."""
+    if "finetune" not in phases:
+        return
+    split_cfg = SplitConfig.from_mapping(_plain(cfg.split))
+    splits = subject_splits(cfg.cache_dir, split_cfg)
+    for name, task in cfg.phases.finetune.tasks.items():
+        what = f"fine-tuning task {name!r} (mode {task.mode})"
+        windows = load_windows(cfg.cache_dir, str(task.mode))
+        if windows.empty:
+            raise ValueError(f"{what}: the {task.mode} windows table is empty")
+        try:
+            column = target_column(task, windows.columns)
+        except KeyError as exc:
+            raise ValueError(f"{what}: {exc.args[0]}") from exc
+        values = windows[column]
+        if not values.notna().any():
+            hint = " (set data.label_pattern to extract a label)" if column == "label" else ""
+            raise ValueError(
+                f"{what}: target column {column!r} holds no values in any of its {len(windows)} windows{hint}"
+            )
+        windows = attach_splits(windows, splits)
+        known = windows[windows[column].notna()]
+        counts = {split: int((known["split"] == split).sum()) for split in SPLITS}
+        for split in SPLITS:
+            if counts[split] == 0:
+                raise ValueError(
+                    f"{what}: no windows with a value of {column!r} in the {split} split (windows per split: "
+                    f"{counts}; subjects with a value: {known['subject'].nunique()}); change split.fractions "
+                    "or add subjects"
+                )
+        if task.kind == "classification":
+            codes = known[column].to_numpy(float)
+            if (codes < 0).any() or (codes != np.round(codes)).any():
+                raise ValueError(
+                    f"{what}: classification target {column!r} must hold class numbers 0, 1, ... (or text); "
+                    f"it holds e.g. {codes[(codes < 0) | (codes != np.round(codes))][:3].tolist()}"
+                )
+            train_classes = known.loc[known["split"] == "train", column].nunique()
+            if train_classes < 2:
+                raise ValueError(
+                    f"{what}: the train split holds {train_classes} class of {column!r}; need 2+"
+                )
+        else:
+            for split in ("val", "test"):
+                part = known.loc[known["split"] == split, column]
+                if part.nunique() < 2:
+                    raise ValueError(
+                        f"{what}: {column!r} takes one value in the {split} split ({part.iloc[0]!r}, "
+                        f"{known.loc[known['split'] == split, 'subject'].nunique()} subject(s)): NRMSE is "
+                        "undefined; change split.fractions or add subjects"
+                    )

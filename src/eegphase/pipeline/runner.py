@@ -27,7 +27,7 @@ from eegphase.locks import file_lock
 from eegphase.phases import contrastive, finetune, pretrain
 from eegphase.phases.common import PhaseContext, PhaseOutput
 from eegphase.pipeline.fingerprint import data_key, phase_fingerprint
-from eegphase.pipeline.plan import check_run_config, needed_modes
+from eegphase.pipeline.plan import check_prepared_data, check_run_config, needed_modes
 from eegphase.tracking.mlflow_tracker import (
     TAG_FINGERPRINT,
     TAG_INIT_FROM,
@@ -114,6 +114,8 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
     info = dist_info()
     # Under torchrun rank 0 prepares the data and tracks; the others wait for its answers.
     manifest = ensure_data(cfg, needed_modes(cfg, phases)) if info.is_main else None
+    if info.is_main:
+        check_prepared_data(cfg, phases)  # empty task windows, targets without values: before any run
     key = data_key(manifest.fingerprint, cfg) if info.is_main else None
     key = broadcast_from_main(key)
     tracker_type = RankZeroTracker if info.enabled else Tracker

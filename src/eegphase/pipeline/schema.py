@@ -87,10 +87,11 @@ class ContrastivePhaseSchema:
 @dataclass
 class FinetuneTask:
     mode: str = MISSING
-    target: str = MISSING
+    target: str = MISSING  # a column of the mode's windows table (subject-table headers in any case)
     kind: str = "regression"
-    loss: str = "mse"
+    loss: str | None = None  # None: mse for regression, class-weighted cross-entropy for classification
     crop_s: float | None = None
+    name: str | None = None  # the name in metric names (made safe); None: the task's key
 
 
 @dataclass
@@ -108,6 +109,9 @@ class FinetuneSchema:
     patience: int | None = None
     seed: int = 0
     init_from: str | None = None
+    class_weights: str = "balanced"  # classification: balanced (from the training split's counts) | none
+    reference: bool = True  # score a band-power linear model fitted on the same split beside each task
+    reference_max_windows: int = 4000  # training/validation windows its features come from (spread subset)
 
 
 @dataclass
@@ -152,6 +156,7 @@ class RunSchema:
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
     phases: PhasesSchema = field(default_factory=PhasesSchema)
     pipeline: PipelineSchema = MISSING
+    tasks: dict[str, Any] = field(default_factory=dict)  # the tasks group's options (conf/tasks/)
 
 
 PHASES = ("pretrain", "contrastive", "finetune")

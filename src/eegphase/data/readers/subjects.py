@@ -33,6 +33,45 @@ HBN_EXCLUDED_SUBJECTS = (
 )
 NUMERIC_SUBJECT_COLUMNS = ("age", "p_factor", "attention", "internalizing", "externalizing")
 _SEX_CODES = {"m": "M", "male": "M", "f": "F", "female": "F"}
+# Headers a user's table may use for a known column (matched case-insensitively, like the known names).
+COLUMN_ALIASES = {"gender": "sex"}
+
+
+def canonical_column(name: str) -> str:
+    """The subject-table column a header stands for: a known name or alias in any case (``Age`` -> age,
+    ``Gender``/``Sex`` -> sex), else the header unchanged."""
+    lowered = str(name).strip().lower()
+    lowered = COLUMN_ALIASES.get(lowered, lowered)
+    return lowered if lowered in SUBJECT_COLUMNS else str(name)
+
+
+def find_column(name: str, columns: Iterable[str]) -> str | None:
+    """The column of ``columns`` that ``name`` means: exact, then through ``canonical_column``, then ignoring
+    case; None when there is none."""
+    columns = [str(c) for c in columns]
+    for candidate in (str(name), canonical_column(name)):
+        if candidate in columns:
+            return candidate
+    folded = [c for c in columns if c.lower() == str(name).lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def _map_known_headers(table: pd.DataFrame, id_column: str) -> tuple[pd.DataFrame, str, list[str]]:
+    """Rename headers that mean a known column (any case, aliases) to its name, and find the id column
+    ignoring case; returns the table, the id column's header and what was renamed."""
+    renames: dict[str, str] = {}
+    taken = {c for c in table.columns if c in SUBJECT_COLUMNS}
+    for column in table.columns:
+        known = canonical_column(column)
+        if known != column and known not in taken and known != "subject":
+            renames[column] = known
+            taken.add(known)
+    if id_column not in table.columns:
+        matches = [c for c in table.columns if str(c).strip().lower() == id_column.strip().lower()]
+        if len(matches) == 1:
+            id_column = matches[0]
+    notes = [f"column {old!r} read as {new!r}" for old, new in renames.items()]
+    return table.rename(columns=renames), id_column, notes
 
 
 def strip_subject_prefix(subject: str) -> str:
@@ -90,12 +129,17 @@ def shape_subject_table(
 
     ``numeric_extra`` lists additional columns that must be numeric (an error otherwise); other extra
     columns become numbers when every value parses as one. Standard columns
-    come first in ``SUBJECT_COLUMNS`` order, extra columns after them in file order.
+    come first in ``SUBJECT_COLUMNS`` order, extra columns after them in file order. Headers are matched to
+    the known names ignoring case (``Age`` -> age, ``Gender``/``Sex`` -> sex), the id column too.
     """
+    table, id_column, renamed = _map_known_headers(table, id_column)
     if id_column not in table.columns:
         raise SubjectTableError(
-            f"{path}: required id column {id_column!r} is missing (columns: {list(table.columns)})"
+            f"{path}: required id column {id_column!r} is missing (columns: {list(table.columns)}); "
+            "name it with data.id_column"
         )
+    if id_column != "subject" and "subject" in table.columns:
+        table = table.drop(columns=["subject"])  # the id column's values are the subject ids
     table = table.rename(columns={id_column: "subject"}).copy()
     if table["subject"].isna().any():
         raise SubjectTableError(f"{path}: {int(table['subject'].isna().sum())} rows have no {id_column!r}")
@@ -104,6 +148,8 @@ def shape_subject_table(
     if not duplicated.empty:
         raise SubjectTableError(f"{path}: duplicated subject ids {sorted(set(duplicated))[:5]}")
     notes: list[str] = []
+    if renamed:
+        log.info("%s: %s", path.name, "; ".join(renamed))
     missing = [c for c in SUBJECT_COLUMNS if c not in table.columns]
     for column in missing:
         table[column] = np.nan
