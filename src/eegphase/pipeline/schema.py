@@ -19,6 +19,7 @@ class ModelSchema:
     size: str | None = None
     pretrain_objective: str | None = None  # mem | jepa | None (the model has none)
     finetune_layer_decay: float | None = None  # per-block lr decay when fine-tuned (LaBraM: 0.65)
+    channel_adapter: str = "zero_pad"  # zero_pad (datasets pad onto HydroCel-129) | perceiver (learned)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
