@@ -132,10 +132,11 @@ def shape_subject_table(
     come first in ``SUBJECT_COLUMNS`` order, extra columns after them in file order. Headers are matched to
     the known names ignoring case (``Age`` -> age, ``Gender``/``Sex`` -> sex), the id column too.
     """
+    headers = list(table.columns)
     table, id_column, renamed = _map_known_headers(table, id_column)
     if id_column not in table.columns:
         raise SubjectTableError(
-            f"{path}: required id column {id_column!r} is missing (columns: {list(table.columns)}); "
+            f"{path}: required id column {id_column!r} is missing (columns: {headers}); "
             "name it with data.id_column"
         )
     if id_column != "subject" and "subject" in table.columns:
