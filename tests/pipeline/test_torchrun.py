@@ -14,6 +14,15 @@ BASELINE_C1 = [
 ]
 
 
+# What legitimately differs between 2 ranks x 4 windows and 1 process x 8: DDP averages the two ranks'
+# gradients with an all-reduce (a mean of two partial means) where one process takes one mean of 8, and each
+# rank runs its matmuls on one thread (OMP_NUM_THREADS=1), so float32 sums run in another order (~1e-7
+# relative per step). Over the training steps and the evaluation that grows to 1e-5..1e-4 (measured: 3.6e-5
+# on val_nrmse_c1, 1.8e-5 on test_nrmse_c1; 1.8e-4 seen once). 2e-3 leaves room for that and stays far below
+# what another batch composition gives: 1 process x 4 windows differed by 13% (val) and 50% (test).
+DDP_REL = 2e-3
+
+
 def _pipeline_row(workdir):
     frame = runs(workdir)
     return frame, frame[frame["tags.eegphase.phase"] == "pipeline"].iloc[0]
@@ -35,9 +44,11 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(tiny_hbn, tmp_path):
     _, smaller = _pipeline_row(half)
     for metric in ("val_nrmse_c1", "test_nrmse_c1"):
         # 2 ranks x 4 windows take the same steps as 1 process x 8 windows ...
-        assert parent[f"metrics.{metric}"] == pytest.approx(reference[f"metrics.{metric}"], rel=1e-4)
+        assert parent[f"metrics.{metric}"] == pytest.approx(reference[f"metrics.{metric}"], rel=DDP_REL)
     # ... and not those of 1 process x 4 (which both ranks would take if they read the same batches)
-    assert parent["metrics.test_nrmse_c1"] != pytest.approx(smaller["metrics.test_nrmse_c1"], rel=1e-4)
+    assert parent["metrics.test_nrmse_c1"] != pytest.approx(
+        smaller["metrics.test_nrmse_c1"], rel=10 * DDP_REL
+    )
     finetune = frame[frame["tags.eegphase.phase"] == "finetune"].iloc[0]
     single = runs(half)
     single = single[single["tags.eegphase.phase"] == "finetune"].iloc[0]
@@ -45,6 +56,7 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(tiny_hbn, tmp_path):
     assert finetune["tags.eegphase.fingerprint"] != single["tags.eegphase.fingerprint"]
 
 
+@pytest.mark.slow
 def test_full_pipeline_under_torchrun_tracks_once_and_reuses(tiny_hbn, tmp_path):
     run_cli(tmp_path, "+pipeline=full", data_root=tiny_hbn, nproc=2)
     frame, parent = _pipeline_row(tmp_path)

@@ -8,6 +8,7 @@ import pytest
 from .conftest import run_cli
 
 
+@pytest.mark.slow  # the local launcher stays covered by the two-task DDP job below
 def test_submitit_local_launcher_runs_two_jobs_in_their_own_processes(sweep_data, tmp_path):
     run_cli(tmp_path, "hydra/launcher=local", "seed=0,1", data=sweep_data, multirun=True, timeout=400)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -38,4 +39,6 @@ def test_a_job_of_two_tasks_is_one_ddp_pipeline(sweep_data, tmp_path):
     for metric in ("metrics.val_nrmse_c1", "metrics.test_nrmse_c1"):
         value = frame[frame["tags.eegphase.phase"] == "pipeline"].iloc[0][metric]
         reference = frames["one"][frames["one"]["tags.eegphase.phase"] == "pipeline"].iloc[0][metric]
-        assert value == pytest.approx(reference, rel=1e-4)
+        # equal up to float32 summation order (an all-reduce of two partial means instead of one mean): see
+        # DDP_REL in tests/pipeline/test_torchrun.py
+        assert value == pytest.approx(reference, rel=2e-3)
