@@ -38,12 +38,21 @@ def _terminate(signum, frame):  # SIGTERM (e.g. SLURM preemption) ends runs as K
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+COMPANION_SUFFIXES = ("_subject", "_recording", "_trivial", "_reference")  # logged beside a task's own score
+
+
 def objective(metrics: dict[str, float]) -> float:
-    """The number a sweep minimises: the validation score, else the mean validation NRMSE."""
+    """The number a sweep minimises: the validation score, else the mean validation NRMSE of the tasks, else
+    1 - their mean validation balanced accuracy (per window; companions such as ``_trivial`` left out)."""
     if "val_score" in metrics:
         return float(metrics["val_score"])
-    values = [v for k, v in metrics.items() if k.startswith("val_nrmse_")]
-    return float(sum(values) / len(values)) if values else math.nan
+    for prefix, sign, offset in (("val_nrmse_", 1.0, 0.0), ("val_balanced_accuracy_", -1.0, 1.0)):
+        values = [
+            v for k, v in metrics.items() if k.startswith(prefix) and not k.endswith(COMPANION_SUFFIXES)
+        ]
+        if values:
+            return offset + sign * float(sum(values) / len(values))
+    return math.nan
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

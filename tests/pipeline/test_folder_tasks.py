@@ -165,3 +165,14 @@ def test_a_run_that_cannot_work_stops_before_training_by_name(folder, tmp_path, 
         assert text in proc.stderr, f"{text!r} not in:\n{proc.stderr[-3000:]}"
     assert phase_runs(tmp_path).empty  # no pipeline or phase run was ever created
     assert not list(tmp_path.glob("outputs/phases/finetune-*"))
+
+
+def test_a_sweep_minimises_the_tasks_own_scores_not_their_companions():
+    from eegphase.run import objective
+
+    assert (
+        objective({"val_nrmse_age": 0.9, "val_nrmse_age_trivial": 1.0, "val_nrmse_age_subject": 2.0}) == 0.9
+    )
+    label = {"val_balanced_accuracy_label": 0.7, "val_balanced_accuracy_label_trivial": 0.5}
+    assert objective(label) == pytest.approx(0.3)
+    assert objective({"val_score": 1.2, "val_nrmse_c1": 0.5}) == 1.2
