@@ -32,6 +32,13 @@ def test_ablation_sweeps_five_pipelines_and_full_tuh_sweeps_its_ratio():
     assert pipelines == ["full", "no_contrastive", "no_aux", "baseline", "full_tuh"]
     for name in pipelines:
         assert check_run_config(_compose("experiment=ablation", f"+pipeline={name}"))
+    # each seed of the grid draws its own split and retrains every phase; the documented switch undoes both
+    study = _compose("experiment=ablation", "+pipeline=full", "seed=2")
+    assert study.split.seed == 2 and study.seed_all_phases
+    cheap = _compose(
+        "experiment=ablation", "+pipeline=full", "seed=2", "seed_all_phases=false", "split.seed=0"
+    )
+    assert cheap.split.seed == 0 and not cheap.seed_all_phases
     cfg = _compose("+pipeline=full_tuh")
     assert cfg.data.name == "hbn_tuh" and cfg.phases.pretrain.mode == "mixed" and "tuh" in cfg.data.generate
     assert WindowConfig.from_mapping(cfg.windows).mixed_ratio == {"hbn": 0.7, "tuh": 0.3}
