@@ -120,3 +120,13 @@ def test_tokenizer_codes_carry_the_spectrum_and_stay_in_use():
     majority = (alpha_share[flat] > 0.5).float()
     purity = float((majority == kind).float().mean())  # 0.5 when the codes say nothing about the kind
     assert purity > 0.65, f"code purity {purity:.2f}"  # measured 0.75 (a collapsed codebook: 0.52)
+
+
+def test_codes_are_the_same_inside_a_bf16_autocast_region():
+    torch.manual_seed(0)
+    tokenizer = build_encoder("tokenizer", size="tiny", n_codes=64).eval()
+    x = fixed_batch(4, n_chans=8)
+    plain = tokenizer.encode(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = tokenizer.encode(x)
+    assert torch.equal(plain, inside)

@@ -227,9 +227,14 @@ class NeuralTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, ch_idx: torch.Tensor | None = None) -> torch.Tensor:
-        """Code indices (B, C*P), one per patch in LaBraM's channel-major token order."""
-        z = self.code_vectors(x, ch_idx)
-        return self.codebook.nearest(z.flatten(0, 1)).view(z.shape[:2])
+        """Code indices (B, C*P), one per patch in LaBraM's channel-major token order.
+
+        Always in float32, also inside a bf16 autocast region (the MEM step): bf16 rounding moves vectors
+        across code boundaries, so the targets would be noisier codes than the ones counted elsewhere.
+        """
+        with torch.autocast(x.device.type, enabled=False):
+            z = self.code_vectors(x.float(), ch_idx)
+            return self.codebook.nearest(z.flatten(0, 1)).view(z.shape[:2])
 
     def code_vectors(
         self, x: torch.Tensor, ch_idx: torch.Tensor | None = None, valid: torch.Tensor | None = None

@@ -109,10 +109,12 @@ def loader(
         sampler = ShardedShuffleSampler(
             len(data), batch_size, ctx.seed, info.rank, info.world_size, max_batches
         )
-    elif max_batches is not None and max_batches * batch_size < len(data):
-        # the same fixed, spread-out subset every epoch, so validation curves stay comparable
-        picked = np.sort(np.random.default_rng(0).choice(len(data), max_batches * batch_size, replace=False))
-        sampler = picked.tolist()
+    elif max_batches is not None and max_batches * batch_size * info.world_size < len(data):
+        # The same fixed, spread-out subset every epoch, so validation curves stay comparable. Its size is
+        # counted in global batches (every rank evaluates it whole): 2 ranks x batch 4 monitor the windows
+        # that 1 process x batch 8 does, and so pick the same best epoch.
+        size = max_batches * batch_size * info.world_size
+        sampler = np.sort(np.random.default_rng(0).choice(len(data), size, replace=False)).tolist()
     else:
         sampler = SequentialSampler(data)
     workers = int(ctx.cfg.trainer.num_workers)
