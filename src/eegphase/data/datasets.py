@@ -119,7 +119,7 @@ class WindowDataset(Dataset):
                     else np.array([self.layout.index(n) if n in self.layout else -1 for n in names])
                 )
         self._maps: dict[str, np.memmap] = {}
-        self._rng: np.random.Generator | None = None
+        self.epoch = 0  # random crops are drawn from (seed, epoch, window index): see set_epoch
 
     def _meta(self, key: str) -> dict:
         import json
@@ -134,7 +134,6 @@ class WindowDataset(Dataset):
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_maps"] = {}  # memmaps are reopened in each worker, never pickled as copies
-        state["_rng"] = None
         return state
 
     def __len__(self) -> int:
@@ -153,19 +152,26 @@ class WindowDataset(Dataset):
             self._maps[key] = array
         return array
 
-    def _crop_offset(self, length: int) -> int:
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose random crops to draw (the engine calls it with the samplers' ``set_epoch``).
+
+        A crop is a pure function of (seed, epoch, window index), with no generator state: a run resumed
+        from a checkpoint draws the crops an uninterrupted run draws, whatever the DataLoader workers.
+        """
+        self.epoch = int(epoch)
+
+    def _crop_offset(self, i: int, length: int) -> int:
         if self.crop_samples is None or self.crop_samples >= length:
             return 0
         if not self.random_crop:
             return (length - self.crop_samples) // 2
-        if self._rng is None:
-            self._rng = np.random.default_rng([self.seed, torch.initial_seed() % (2**32)])
-        return int(self._rng.integers(0, length - self.crop_samples + 1))
+        rng = np.random.default_rng([self.seed % 2**64, self.epoch, int(i)])
+        return int(rng.integers(0, length - self.crop_samples + 1))
 
     def _read(self, i: int) -> np.ndarray:
         key = self._keys[i]
         start, stop = self._starts[i], self._stops[i]
-        offset = self._crop_offset(stop - start)
+        offset = self._crop_offset(i, stop - start)
         if self.crop_samples is not None and self.crop_samples < stop - start:
             start, stop = start + offset, start + offset + self.crop_samples
         block = self._memmap(key)[start:stop]  # (time, channels), one contiguous read

@@ -10,6 +10,7 @@ updates, which is also where NaN/inf losses are caught (naming the exact step an
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ StepFn = Callable[[nn.Module, Any], StepOutput]
 EvalFn = Callable[[nn.Module, Any], Mapping[str, Any]]
 LogFn = Callable[[dict[str, float], int], None]
 
+log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "eegphase.engine/1"
 _REQUIRED_KEYS = ("format", "model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng")
 
@@ -379,6 +381,13 @@ class Trainer:
         restore_rng_state(rng[self.dist.rank] if len(rng) == self.dist.world_size else rng[0])
         if train_loader is not None:
             _restore_data_order(train_loader, state.get("data_order", {}))
+        log.info(
+            "resuming from checkpoint %s at epoch %d (%d epochs and %d optimizer updates done)",
+            Path(path).resolve(),
+            self.epoch,
+            self.epoch,
+            self.step,
+        )
 
     # ------------------------------------------------------------------ internals
     def _optimizer_step(self) -> torch.Tensor | None:
@@ -473,11 +482,12 @@ def _plain_config(config: TrainerConfig) -> dict[str, Any]:
 
 
 def _set_sampler_epoch(loader: Any, epoch: int) -> None:
-    """DistributedSampler-style samplers (or batch samplers) derive their order from (seed, epoch)."""
-    for name in ("sampler", "batch_sampler"):
-        sampler = getattr(loader, name, None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
+    """DistributedSampler-style samplers (or batch samplers) derive their order from (seed, epoch); a dataset
+    with ``set_epoch`` derives its per-epoch randomness (random crops) from it too."""
+    for name in ("sampler", "batch_sampler", "dataset"):
+        target = getattr(loader, name, None)
+        if hasattr(target, "set_epoch"):
+            target.set_epoch(epoch)
 
 
 def _loader_generators(loader: Any) -> dict[str, torch.Generator]:

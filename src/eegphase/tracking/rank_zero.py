@@ -52,6 +52,10 @@ class RankZeroTracker:
         if self.tracker is not None:
             self.tracker.log_artifact(run_id, path, artifact_path)
 
+    def copy_history(self, sources: list[str], run_id: str) -> None:
+        if self.tracker is not None:
+            self.tracker.copy_history(sources, run_id)
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         if self.tracker is not None:
             self.tracker.log_text(run_id, text, artifact_file)
