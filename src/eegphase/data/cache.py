@@ -36,6 +36,28 @@ class CacheCorruptError(Exception):
     """A cache entry failed verification; the message names the entry and what is wrong."""
 
 
+class CacheWriteError(OSError):
+    """Writing into the cache failed (a full disk, a permission): names the file, keeps the errno."""
+
+
+def write_failed(err: OSError, path: str | Path) -> OSError:
+    """``err`` as a :class:`CacheWriteError` naming ``path`` (the file being written), errno kept."""
+    if isinstance(err, CacheWriteError):
+        return err
+    return CacheWriteError(err.errno, f"{err.strerror or err} while writing the cache", str(path))
+
+
+def write_file(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` and fsync it; an OSError (ENOSPC: a full disk) names the file."""
+    try:
+        with open(path, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        raise write_failed(err, path) from err
+
+
 def _file_identity(path: Path) -> dict:
     stat = path.stat()
     return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -163,11 +185,15 @@ class RecordingCache:
     def write(
         self, key: str, ref: RecordingRef, rec: PreprocessedRecording, cfg: PreprocessConfig
     ) -> CacheEntry:
-        """Write an entry aside, then publish it with one atomic rename."""
-        self.recordings.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        """Write an entry aside, then publish it with one atomic rename. A failed write (a full disk) raises a
+        :class:`CacheWriteError` naming the file it was writing."""
         staging = self.tmp / f"{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}.zarr"
+        writing = self.recordings  # what an OSError was writing when it came
         try:
+            self.recordings.mkdir(parents=True, exist_ok=True)
+            writing = self.tmp
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            writing = staging
             group = zarr.open_group(staging, mode="w")
             array = group.create_array(
                 "data",
@@ -180,6 +206,7 @@ class RecordingCache:
                 fill_value=0.0,
                 config={"write_empty_chunks": True},
             )
+            writing = staging / CHUNK
             array[...] = rec.data
             events = rec.events.astype(object).where(rec.events.notna(), None)
             meta = {
@@ -207,10 +234,12 @@ class RecordingCache:
                 "events": events.values.tolist(),
                 "sha256": _sha256_file(staging / CHUNK),
             }
+            writing = staging / "zarr.json"
             group.attrs.update({k: meta[k] for k in ("shape", "sfreq", "ch_names", "ref", "preprocess")})
-            (staging / MARKER).write_text(json.dumps(meta, default=_json_default))
-            for written in (staging / CHUNK, staging / MARKER):  # the data and the proof it is complete
-                _fsync(written)
+            writing = staging / CHUNK
+            _fsync(staging / CHUNK)  # the data, then the proof it is complete (write_file syncs it)
+            writing = staging / MARKER
+            write_file(staging / MARKER, json.dumps(meta, default=_json_default).encode())
             final = self.entry_path(key)
             try:
                 os.rename(staging, final)
@@ -218,6 +247,9 @@ class RecordingCache:
                 # Another worker published the same entry first; keep theirs if it verifies.
                 shutil.rmtree(staging, ignore_errors=True)
                 return self.verify(key)
+        except OSError as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise write_failed(err, err.filename or writing) from err
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

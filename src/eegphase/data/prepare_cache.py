@@ -12,12 +12,14 @@ from pathlib import Path
 import pandas as pd
 
 from eegphase.data.build import BuildReport, build_cache
+from eegphase.data.cache import write_failed
 from eegphase.data.datasets import windows_path
 from eegphase.data.manifest import Manifest, write_parquet_atomic
 from eegphase.data.preprocess import PreprocessConfig
 from eegphase.data.sources import readers_from_config
 from eegphase.data.splits import SplitConfig, assign_splits, attach_splits
 from eegphase.data.windows import WindowConfig, build_windows
+from eegphase.paths import require_writable
 
 log = logging.getLogger(__name__)
 WINDOWS_VERSION = 2  # bump when windows.py changes what a table holds
@@ -35,6 +37,7 @@ def prepare(
     progress: bool = True,
 ) -> tuple[Manifest, BuildReport, dict[str, pd.DataFrame]]:
     """Build what is missing and return the manifest, the build report and each mode's windows (with splits)."""
+    require_writable(cache_dir, "cache_dir")  # before any recording is read
     pcfg = _as(PreprocessConfig, preprocess_cfg)
     wcfg = _as(WindowConfig, windows_cfg)
     scfg = _as(SplitConfig, split_cfg)
@@ -55,8 +58,11 @@ def prepare(
         if len(manifest.recordings):
             splits = assign_splits(manifest.recordings, scfg) if splits is None else splits
             table = attach_splits(table, splits)
-        write_parquet_atomic(table, path)
-        stamp.write_text(key)
+        try:
+            write_parquet_atomic(table, path)
+            stamp.write_text(key)
+        except OSError as err:  # a full disk: name the table, not only the errno
+            raise write_failed(err, err.filename or path) from err
         tables[mode] = table
     return manifest, report, tables
 

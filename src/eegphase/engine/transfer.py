@@ -94,14 +94,19 @@ def load_encoder_weights(
     prefix: str | None = None,
     *,
     allow_shape_mismatch: bool = False,
+    model_name: str | None = None,
+    max_missing_fraction: float = 0.5,
 ) -> LoadReport:
     """Load the encoder weights found in the checkpoint at ``path`` into ``model``; return what was loaded.
 
     ``prefix``: the encoder's key prefix in the checkpoint ("encoder."), "" for the whole state dict, None
     to use "encoder." when such keys exist and the whole state dict otherwise. A shape mismatch raises a
     CheckpointError naming the key and both shapes, unless ``strict_shapes=False`` or
-    ``allow_shape_mismatch=True``, in which case those keys are skipped and reported. Missing and
-    unexpected keys never raise; they are returned and logged.
+    ``allow_shape_mismatch=True``, in which case those keys are skipped and reported. A few missing and
+    unexpected keys are returned and logged; weights that do not fit the model raise a CheckpointError naming
+    the checkpoint and the model (its class, and ``model_name``, the config's name, when given): none loaded,
+    or more than ``max_missing_fraction`` of the model's parameter tensors absent from the checkpoint (those
+    skipped for their shape count as absent unless ``allow_shape_mismatch``). Nothing is loaded then.
     """
     path = Path(path)
     try:
@@ -129,6 +134,7 @@ def load_encoder_weights(
             usable[key] = value
     report.missing = [k for k in own if k not in usable and k not in report.skipped_shape]
     report.loaded = sorted(usable)
+    _check_fit(target, path, report, own, allow_shape_mismatch, model_name, max_missing_fraction)
     target.load_state_dict(usable, strict=False)
     log.info("loaded %d tensors from %s", len(report.loaded), path)
     if report.missing:
@@ -138,6 +144,37 @@ def load_encoder_weights(
     for key, (theirs, ours) in report.skipped_shape.items():
         log.warning("skipped %s from %s: checkpoint shape %s, model shape %s", key, path, theirs, ours)
     return report
+
+
+def _check_fit(
+    target: nn.Module,
+    path: Path,
+    report: LoadReport,
+    own: Mapping[str, torch.Tensor],
+    allow_shape_mismatch: bool,
+    model_name: str | None,
+    max_missing_fraction: float,
+) -> None:
+    """Raise when the checkpoint's weights leave (most of) the model at its random initialisation."""
+    params = [name for name, _ in target.named_parameters() if name in own]
+    absent = set(report.missing) | (set() if allow_shape_mismatch else set(report.skipped_shape))
+    absent_params = [name for name in params if name in absent]
+    if report.loaded and len(absent_params) <= max_missing_fraction * len(params):
+        return
+    model = type(target).__name__ + (f" (model={model_name})" if model_name else "")
+    loaded_params = len(params) - len(absent_params)
+    details = (
+        f"loaded {loaded_params} of {len(params)} parameter tensors ({len(report.loaded)} tensors in all), "
+        f"missing {len(absent_params)} of {len(params)}"
+    )
+    if report.skipped_shape:
+        details += f", {len(report.skipped_shape)} of another shape"
+    raise CheckpointError(
+        f"checkpoint {path} does not fit {model}: {details}; the checkpoint's keys "
+        f"{sorted(report.unexpected)[:5]}{'...' if len(report.unexpected) > 5 else ''} vs the model's "
+        f"{sorted(absent_params)[:5]}{'...' if len(absent_params) > 5 else ''}; initialise from a checkpoint "
+        "of the same architecture (or leave init_from unset)"
+    )
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:

@@ -23,7 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from eegphase.data.prepare_cache import prepare
 from eegphase.engine.distributed import barrier, broadcast_from_main, dist_info, resolve_device
+from eegphase.engine.errors import CheckpointError
 from eegphase.locks import file_lock
+from eegphase.paths import require_writable
 from eegphase.phases import contrastive, finetune, pretrain
 from eegphase.phases.common import PhaseContext, PhaseOutput
 from eegphase.pipeline.fingerprint import data_key, phase_fingerprint
@@ -37,6 +39,7 @@ from eegphase.tracking.mlflow_tracker import (
     TAG_RESUMED,
     TAG_REUSED,
     Tracker,
+    local_store_folders,
 )
 from eegphase.tracking.rank_zero import RankZeroTracker
 
@@ -101,6 +104,15 @@ def ensure_data(cfg: DictConfig, modes: list[str]):
     return manifest
 
 
+def check_writable_folders(cfg: DictConfig) -> None:
+    """Every folder the run writes to (cache, phase work folders, a local MLflow store) can be written; the
+    error names the path and its config key."""
+    folders = {"cache_dir": cfg.cache_dir, "work_dir": cfg.work_dir}
+    folders.update(local_store_folders(str(cfg.tracking.uri), cfg.tracking.artifact_location))
+    for key, path in folders.items():
+        require_writable(path, key)
+
+
 def effective_seed(cfg: DictConfig, phase: str) -> int:
     """Upstream phases keep their own seed unless ``seed_all_phases``; fine-tuning follows ``seed``."""
     if phase == "finetune" or cfg.seed_all_phases:
@@ -112,6 +124,8 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
     """Run (or reuse) every phase of ``cfg.pipeline``; returns the runs and the final metrics."""
     phases = check_run_config(cfg)
     info = dist_info()
+    if info.is_main:
+        check_writable_folders(cfg)  # before any data is generated, prepared or tracked
     # Under torchrun rank 0 prepares the data and tracks; the others wait for its answers.
     manifest = ensure_data(cfg, needed_modes(cfg, phases)) if info.is_main else None
     if info.is_main:
@@ -162,6 +176,17 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
                     with tracker.run(phase, {**phase_tags, TAG_REUSED: "false"}, parent) as run_id:
                         if stale:
                             tracker.set_tags(run_id, {TAG_RESUMED: ",".join(stale)})
+                        if stale and resumable(phase_work_dir(cfg, phase, fingerprint)):
+                            # the killed run's metrics and plots travel on: this run holds the whole history
+                            tracker.copy_history(stale, run_id)
+                            log.info(
+                                "%s: resuming the work of killed run(s) %s from %s; their metric history "
+                                "and artifacts are copied into run %s",
+                                phase,
+                                ",".join(stale),
+                                phase_work_dir(cfg, phase, fingerprint),
+                                run_id,
+                            )
                         metrics = _train_phase(
                             cfg, tracker, run_id, phase, seed, fingerprint, init_uri, device
                         )
@@ -177,6 +202,11 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
 def phase_work_dir(cfg: DictConfig, phase: str, fingerprint: str) -> Path:
     """Where a phase of this fingerprint keeps its checkpoints while it trains (and resumes from)."""
     return Path(cfg.work_dir) / f"{phase}-{fingerprint}"
+
+
+def resumable(work_dir: Path) -> bool:
+    """Whether a phase's work folder holds checkpoints of an interrupted run to resume from."""
+    return not (work_dir / COMPLETE_MARKER).exists() and any(work_dir.rglob("last.pt"))
 
 
 def phase_lease(cfg: DictConfig, phase: str, fingerprint: str, main: bool):
@@ -229,7 +259,12 @@ def _train_phase(
         log_metrics=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
         log_figure=lambda figure, path: _log_figure(tracker, run_id, figure, path),
     )
-    output = PHASE_RUNNERS[phase](ctx)
+    try:
+        output = PHASE_RUNNERS[phase](ctx)
+    except CheckpointError as err:  # weights that do not fit: say which init_from and which model
+        if init_path is None or str(init_path) not in str(err):
+            raise
+        raise CheckpointError(f"{phase}: init_from={init_uri} into model={cfg.model.name}: {err}") from err
     for folder, path in output.files.items():
         tracker.log_artifact(run_id, path, folder)
     if "checkpoints" not in output.files:

@@ -24,6 +24,8 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 from mlflow.entities import Run, RunStatus
@@ -73,6 +75,20 @@ def default_artifact_location(tracking_uri: str) -> str | None:
         db = Path(tracking_uri[len("sqlite:///") :])
         return (db.resolve().parent / "mlartifacts").as_uri()
     return None
+
+
+def local_store_folders(tracking_uri: str, artifact_location: str | None = None) -> dict[str, Path]:
+    """The local folders a store writes to (the SQLite database's, the artifacts'), keyed by the config key
+    that chooses them, for the start-up check that they can be written."""
+    folders = {}
+    db = sqlite_path(tracking_uri)
+    if db is not None:
+        folders["tracking.uri"] = db.parent
+    location = artifact_location or default_artifact_location(tracking_uri)
+    parsed = urlparse(location) if location else None
+    if parsed is not None and parsed.scheme in ("", "file"):
+        folders["tracking.artifact_location"] = Path(url2pathname(parsed.path))
+    return folders
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:
@@ -239,6 +255,23 @@ class Tracker:
                 if parent_run.info.status == "RUNNING" and self.is_dead(parent_run):
                     self._kill_if_running(parent)
         return stale
+
+    def copy_history(self, sources: list[str], run_id: str) -> None:
+        """Copy every metric point (its step and time kept) and every artifact of the killed runs ``sources``
+        into ``run_id``, the run that resumes their work: it then holds what was logged before the kill."""
+        for source in sources:
+            run = self.client.get_run(source)
+            points = [
+                mlflow.entities.Metric(m.key, m.value, m.timestamp, m.step)
+                for key in run.data.metrics
+                for m in self.client.get_metric_history(source, key)
+            ]
+            for start in range(0, len(points), 500):
+                self.client.log_batch(run_id, metrics=points[start : start + 500])
+            if self.client.list_artifacts(source):
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = self.client.download_artifacts(source, "", tmp)
+                    self.client.log_artifacts(run_id, local)
 
     def is_dead(self, run: Run) -> bool:
         """Whether the process that opened ``run`` is gone: no one holds its lease.
