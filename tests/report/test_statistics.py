@@ -118,3 +118,13 @@ def test_markdown_says_plainly_whether_the_interval_includes_zero():
     assert verdict_text(-0.3, -0.1, 3) == ": lower than baseline"
     assert verdict_text(0.1, 0.3, 3) == ": higher than baseline"
     assert verdict_text(float("nan"), float("nan"), 1) == ""
+
+
+def test_markdown_names_how_many_test_subjects_each_config_rests_on():
+    counted = PipelineRun("f0", "full-seed0", "full", 1, {"seed": "0"}, {"test_score": 1.0,
+                          "test_subjects_c1": 14.0, "test_subjects_c2": 13.0})  # fmt: skip
+    older = PipelineRun("b0", "baseline-seed0", "baseline", 2, {"seed": "0"}, {"test_score": 1.1})
+    text = markdown_table(comparison_table(runs_frame([counted, older], METRICS), METRICS), METRICS)
+    assert text.splitlines()[0].startswith("| Config | Seeds | Test subjects |")
+    assert "| full | 0 | c1 14, c2 13 |" in text
+    assert "| baseline | 0 | n/a |" in text

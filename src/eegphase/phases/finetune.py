@@ -217,6 +217,8 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     best = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
     model.load_state_dict(best)
     for split, data, data_loader in (("val", val_data, full_val), ("test", test_data, test)):
+        # how many subjects a score rests on (a comparison between pipelines reports it)
+        metrics[f"{split}_subjects_{short}"] = float(data.windows["subject"].nunique())
         out, true = predict(model.to(ctx.device), data_loader, ctx.device)
         if kind == "regression":
             metrics.update(

@@ -15,7 +15,8 @@ from eegphase.tracking.queries import PipelineRun, RunQueries
 DEFAULT_METRICS = ("test_nrmse_c1", "test_nrmse_c2", "test_score")
 SEED_PARAMS = ("seed", "phases.finetune.seed")  # the replicate axis, not a configuration choice
 RUNTIME_PARAMS = ("tracking.", "progress", "n_jobs", "device", "reuse", "cache_dir", "work_dir")
-RUN_COLUMNS = ("config", "pipeline", "seed", "run_id", "run_name", "start_time")
+RUN_COLUMNS = ("config", "pipeline", "seed", "run_id", "run_name", "start_time", "test_subjects")
+SUBJECTS_PREFIX = "test_subjects_"  # finetune logs how many test subjects each task's score rests on
 
 
 def is_choice(param: str) -> bool:
@@ -61,6 +62,7 @@ def runs_frame(runs: list[PipelineRun], metrics: tuple[str, ...] = DEFAULT_METRI
                 "run_id": run.run_id,
                 "run_name": run.name,
                 "start_time": run.start_time,
+                "test_subjects": subjects_text(run.metrics),
                 **choices,
                 **{m: run.metrics.get(m, float("nan")) for m in metrics},
             }
@@ -69,6 +71,14 @@ def runs_frame(runs: list[PipelineRun], metrics: tuple[str, ...] = DEFAULT_METRI
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.sort_values("start_time", ascending=False).drop_duplicates(["config", "seed"], keep="first")
     return frame.sort_values(["pipeline", "config", "seed"]).reset_index(drop=True)
+
+
+def subjects_text(metrics: dict[str, float]) -> str:
+    """``c1 14, c2 14``: the number of test subjects per task (``n/a`` for runs that did not log it)."""
+    counts = sorted(
+        (k.removeprefix(SUBJECTS_PREFIX), v) for k, v in metrics.items() if k.startswith(SUBJECTS_PREFIX)
+    )
+    return ", ".join(f"{task} {int(n)}" for task, n in counts) or "n/a"
 
 
 def choice_columns(frame: pd.DataFrame, metrics: tuple[str, ...]) -> list[str]:

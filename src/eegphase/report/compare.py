@@ -110,6 +110,7 @@ def comparison_table(
             "baseline_config": reference,
             "n_seeds": len(group),
             "seeds": " ".join(str(s) for s in sorted(group["seed"])),
+            "test_subjects": " / ".join(sorted(set(group["test_subjects"]))),
         }
         for metric in metrics:
             summary = spread(group[metric])

@@ -50,12 +50,12 @@ def verdict_text(low: float, high: float, n: int) -> str:
 
 def markdown_table(table: pd.DataFrame, metrics: tuple[str, ...]) -> str:
     """A GitHub Markdown table: per config, mean ± std of each metric and the paired difference to baseline."""
-    header = ["Config", "Seeds"]
+    header = ["Config", "Seeds", "Test subjects"]
     header += [metric_title(m) for m in metrics]
     header += [f"Δ {metric_title(m)} vs baseline" for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
-        cells = [str(row["config"]), str(row["seeds"])]
+        cells = [str(row["config"]), str(row["seeds"]), str(row.get("test_subjects", "n/a"))]
         cells += [mean_std_text(row[f"{m}_mean"], row[f"{m}_std"], int(row[f"{m}_n"])) for m in metrics]
         cells += [difference_text(row, m) for m in metrics]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
