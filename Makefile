@@ -10,7 +10,7 @@ TUH_DIR ?= data/synthetic-tuh
 CACHE_DIR ?= cache
 STAMP := $(VENV)/.installed
 
-.PHONY: run prepare test bench lint install ui clean-cache
+.PHONY: run prepare test test-slow bench lint install ui clean-cache
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ prepare: $(STAMP) $(DATA_DIR)/.complete $(TUH_DIR)/.complete
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The longer end-to-end checks (marked slow): real-EEG learning, the decodable synthetic dataset, big grids.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(PY) -m eegphase.bench data

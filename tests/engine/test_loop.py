@@ -117,6 +117,7 @@ def test_precision_names_are_checked():
         make_precision("half", "cpu")
 
 
+@pytest.mark.slow  # minutes of end-to-end work: make test-slow (CI runs it)
 def test_compile_flag_trains_and_saves_clean_keys(tmp_path):
     torch.manual_seed(0)
     eager = Trainer(TinyNet(), mse_step, make_config(None, grad_accum_steps=1), device="cpu")

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT, TINY, runs
 
 WAITING = "another process is training fingerprint"
@@ -53,6 +55,7 @@ def _start(workdir: Path, seed: int, data_root: Path, log: Path) -> subprocess.P
         return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow  # minutes of end-to-end work: make test-slow (CI runs it)
 def test_a_second_pipeline_waits_for_the_live_phase_it_shares_and_reuses_it(tiny_hbn, tmp_path):
     # Seeds 0 and 1 share the pretrain phase (same fingerprint). A is frozen (SIGSTOP) in the middle of it,
     # its process alive, while B reaches that phase: B must not mark A's runs KILLED and train over A's work

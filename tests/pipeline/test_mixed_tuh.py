@@ -69,6 +69,7 @@ def _latest_pipeline(workdir: Path) -> str:
     return frame[frame["tags.eegphase.phase"] == "pipeline"]["run_id"].iloc[0]
 
 
+@pytest.mark.slow  # minutes of end-to-end work: make test-slow (CI runs it)
 def test_full_tuh_draws_at_the_ratio_and_builds_the_configured_adapter_in_every_phase(
     tiny_hbn, tiny_tuh, tmp_path
 ):

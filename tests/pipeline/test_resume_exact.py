@@ -30,6 +30,7 @@ def _parent(frame):
     return frame[(frame["tags.eegphase.phase"] == "pipeline") & (frame["status"] == "FINISHED")].iloc[0]
 
 
+@pytest.mark.slow  # minutes of end-to-end work: make test-slow (CI runs it)
 def test_killed_during_challenge2_resumes_exactly(tiny_hbn, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "EEGPHASE_CONF_DIR": str(ROOT / "conf")}
     cmd = [sys.executable, "-m", "eegphase.run", *TINY, f"data.root={tiny_hbn}", "~data.generate", *LONGER]

@@ -45,13 +45,17 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(tiny_hbn, tmp_path):
     for metric in ("val_nrmse_c1", "test_nrmse_c1"):
         # 2 ranks x 4 windows take the same steps as 1 process x 8 windows ...
         assert parent[f"metrics.{metric}"] == pytest.approx(reference[f"metrics.{metric}"], rel=DDP_REL)
-    # ... and not those of 1 process x 4 (which both ranks would take if they read the same batches)
-    assert parent["metrics.test_nrmse_c1"] != pytest.approx(
-        smaller["metrics.test_nrmse_c1"], rel=10 * DDP_REL
-    )
     finetune = frame[frame["tags.eegphase.phase"] == "finetune"].iloc[0]
     single = runs(half)
     single = single[single["tags.eegphase.phase"] == "finetune"].iloc[0]
+    one_process = runs(one)
+    one_process = one_process[one_process["tags.eegphase.phase"] == "finetune"].iloc[0]
+    # ... and not those of 1 process x 4 (which both ranks would take if they read the same batches). The
+    # training loss tells them apart: a tiny model that barely leaves the mean predictor (its head starts
+    # there) can end at nearly the same test score from other batches.
+    loss = "metrics.challenge1/train_epoch/loss"
+    assert finetune[loss] == pytest.approx(one_process[loss], rel=DDP_REL)
+    assert finetune[loss] != pytest.approx(single[loss], rel=5 * DDP_REL)  # measured 1.9% apart
     # same config, another world size: another fingerprint, so neither is reused for the other
     assert finetune["tags.eegphase.fingerprint"] != single["tags.eegphase.fingerprint"]
 

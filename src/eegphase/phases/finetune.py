@@ -181,8 +181,12 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     else:
         n_outputs, loss_name, weight = 1, str(task.loss or "mse"), None
     model = build_predictor(ctx.model_cfg, n_outputs=n_outputs, task=kind)
+    # Start exactly at the trivial predictor (the training mean; equal class scores), so that the first
+    # steps learn signal instead of unlearning the random output of a fresh head.
+    nn.init.zeros_(model.head.net[-1].weight)
+    nn.init.zeros_(model.head.net[-1].bias)
     if kind == "regression":
-        nn.init.constant_(model.head.net[-1].bias, float(np.nanmean(y_train)))  # start at the mean predictor
+        nn.init.constant_(model.head.net[-1].bias, float(np.nanmean(y_train)))
     if ctx.init_from is not None:
         report = load_encoder_weights(model.encoder, ctx.init_from, prefix="encoder.")
         metrics[f"{label}_init_missing_keys"] = float(len(report.missing))
