@@ -467,9 +467,11 @@ class Trainer:
             return
         state = self.state_dict()  # every rank takes part (RNG gather); only rank 0 writes
         if self.dist.is_main:
-            save_checkpoint(state, self.last_checkpoint)
+            # best before last: a kill between the two must not leave a last.pt that counts an improvement
+            # whose best.pt was never written (the resumed run would then never write one)
             if improved:
                 save_checkpoint(state, self.best_checkpoint)
+            save_checkpoint(state, self.last_checkpoint)
         barrier()
 
     def _log(self, metrics: dict[str, float]) -> None:
