@@ -95,3 +95,17 @@ def test_runs_under_bf16_autocast():
     out.float().sum().backward()
     assert torch.isfinite(out).all()
     assert all(p.grad is not None for p in model.blocks.parameters())
+
+
+@pytest.mark.parametrize("spectrum", [False, True])
+def test_patch_spectrum_lets_amplitude_reach_the_tokens(spectrum):
+    """The conv patch embedding normalises each patch, so a patch and the same patch twice as large embed
+    alike; with ``patch_spectrum`` its log amplitude spectrum is added, and they differ (band power, what EEG
+    targets most often rest on, is then visible to the transformer from the first step)."""
+    torch.manual_seed(0)
+    model = build_encoder("labram", size="tiny", patch_spectrum=spectrum).eval()
+    x = fixed_batch(2)
+    with torch.no_grad():
+        tokens, louder = model.patch_embed(model.patchify(x)), model.patch_embed(model.patchify(2 * x))
+    gap = (tokens - louder).norm() / tokens.norm()
+    assert (gap > 0.05) if spectrum else (gap < 1e-3), float(gap)

@@ -6,13 +6,57 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
+from eegphase.engine.distributed import all_reduce_sum
+
+
+class FeatureStandardizer(nn.Module):
+    """Each embedding feature standardised over samples, with running statistics (what a linear probe does).
+
+    Why not LayerNorm: it standardises each sample over its features, so features whose differences between
+    samples are small next to their common value (a pooled embedding's usual state) reach the head almost
+    constant; on the synthetic challenge data the heads then stayed at the mean. Why not BatchNorm: it
+    normalises by the batch's own statistics, so a step depends on how a global batch is split over ranks
+    (SyncBatchNorm is GPU-only). Here training batches update running statistics (summed over ranks, no
+    gradient) and every forward, training or eval, uses the running ones: the first updates average
+    cumulatively, later ones move at ``momentum``.
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.05, eps: float = 1e-8):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def _update(self, z: torch.Tensor) -> None:
+        # two reductions (mean, then squared deviations from it): E[z^2] - E[z]^2 cancels catastrophically in
+        # float32 when the spread is small next to the mean, the very case this module is for
+        flat = z.detach().float().reshape(-1, z.shape[-1])
+        sums = all_reduce_sum(torch.cat([flat.sum(0), flat.new_tensor([flat.shape[0]])]))
+        count = sums[-1].clamp_min(1.0)
+        mean = sums[:-1] / count
+        var = all_reduce_sum(((flat - mean) ** 2).sum(0)) / count
+        rate = max(1.0 / float(self.updates + 1), self.momentum)
+        self.running_mean.lerp_(mean, rate)
+        self.running_var.lerp_(var, rate)
+        self.updates += 1
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self._update(z)
+        scale = torch.rsqrt(self.running_var + self.eps)
+        return ((z.float() - self.running_mean) * scale).to(z.dtype)
+
 
 class RegressionHead(nn.Module):
     """Embedding (B, D) -> (B, n_outputs) real values (response time, p_factor, age...)."""
 
     def __init__(self, in_dim: int, n_outputs: int = 1, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(in_dim), nn.Dropout(dropout), nn.Linear(in_dim, n_outputs))
+        self.net = nn.Sequential(
+            FeatureStandardizer(in_dim), nn.Dropout(dropout), nn.Linear(in_dim, n_outputs)
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -23,7 +67,9 @@ class ClassificationHead(nn.Module):
 
     def __init__(self, in_dim: int, n_classes: int, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(in_dim), nn.Dropout(dropout), nn.Linear(in_dim, n_classes))
+        self.net = nn.Sequential(
+            FeatureStandardizer(in_dim), nn.Dropout(dropout), nn.Linear(in_dim, n_classes)
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
