@@ -1,8 +1,11 @@
-"""Contrastive learning across subjects who watched the same movie moment (InfoNCE, in-batch negatives).
+"""Contrastive learning (InfoNCE, in-batch negatives) on positive pairs of windows.
 
-Positives come from ``MoviePairSampler``: the same (movie, time bin) from another subject (``movie_isc``) or
-the same movie at any time (``movie_any_time``). The mean cosine similarity of positives and negatives is
-logged every step and drawn per epoch.
+Positives come from :func:`eegphase.objectives.pairs.pair_sampler` (``contrastive.pair_mode``): the same
+(movie, time bin) from another subject (``movie_isc``) or the same movie at any time (``movie_any_time``),
+both on movie windows; or, on any dataset's fixed windows (the ``pretrain`` mode), a window of another
+subject with the same recording label (``same_label``) or another window of the same recording
+(``same_recording``). The mean cosine similarity of positives and negatives is logged every step and drawn
+per epoch.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weig
 from eegphase.models.heads import ProjectionHead
 from eegphase.models.predictor import encoder_from_config
 from eegphase.objectives.infonce import InfoNCELoss
-from eegphase.objectives.movie_pairs import MoviePairSampler, PairDataset
+from eegphase.objectives.pairs import PairDataset, pair_sampler, pair_source_mode
 from eegphase.phases.common import PhaseContext, PhaseOutput, dataset, learning_curves, resume_point
 from eegphase.phases.common import trainer_config as make_trainer_config
 
@@ -51,13 +54,9 @@ def _pair_loader(ctx: PhaseContext, split: str, train: bool, max_batches: int | 
     ``batch_size`` is per process and InfoNCE's negatives are the other pairs of the same process's batch.
     """
     phase = ctx.phase_cfg
-    data = dataset(ctx, "movies", split)
-    pairs = MoviePairSampler(
-        data.windows,
-        int(phase.batch_size),
-        mode=str(ctx.cfg.contrastive.pair_mode),
-        seed=ctx.seed if train else 0,
-    )
+    pair_mode = str(ctx.cfg.contrastive.pair_mode)
+    data = dataset(ctx, pair_source_mode(pair_mode), split, targets=[])
+    pairs = pair_sampler(data.windows, int(phase.batch_size), pair_mode, seed=ctx.seed if train else 0)
     info = dist_info() if train else DistInfo()
     return DataLoader(
         PairDataset(data),

@@ -4,9 +4,11 @@ Structured-config schemas catch misspelled keys and wrong types; ``check_run_con
 not exist (a model, a window mode, a loss, a pair mode, a reader kind...) in seconds, instead of after hours of
 pretraining when the phase that uses them starts. Each check uses the constructor or registry that the phase
 itself uses, so the two cannot disagree. It also stops a pipeline whose phases need data the dataset does not
-provide (``data.modes``: movies for the contrastive phase, challenge windows for the challenge tasks), and
+provide (``data.modes``: movies for the movie pair modes, challenge windows for the challenge tasks), and
 ``check_prepared_data`` (run right after the data is prepared, before the first phase) stops a fine-tuning task
-whose target holds no values or whose windows are empty in a split, naming the task, the column and the split.
+whose target holds no values or whose windows are empty in a split, naming the task, the column and the split,
+and a contrastive phase whose pairs cannot be formed in the train or val split (a dataset without movie
+windows under a movie pair mode, a single recording label, fewer recordings than the batch size).
 """
 
 from __future__ import annotations
@@ -22,13 +24,19 @@ from eegphase.data.splits import SPLITS, SplitConfig, attach_splits
 from eegphase.data.windows import MODES, WindowConfig
 from eegphase.engine.precision import PRECISIONS
 from eegphase.models.registry import resolve_encoder
-from eegphase.objectives.movie_pairs import PAIR_MODES
+from eegphase.objectives.pairs import MOVIE_PAIR_MODES, PAIR_MODES, pair_sampler, pair_source_mode
 from eegphase.objectives.regression import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, loss_by_name
 from eegphase.phases.finetune import target_column
 from eegphase.phases.pretrain import AuxiliaryObjective, check_objective
 from eegphase.pipeline.schema import PHASES
 
 TASK_KINDS = ("regression", "classification")
+# what a dataset without movie windows runs instead of a movie pair mode
+NO_MOVIE_OPTIONS = (
+    "choose contrastive=same_label (positives: windows of other subjects whose recordings share the label of "
+    "data.label_pattern) or contrastive=same_recording (positives: two windows of the same recording), or drop "
+    "the phase with contrastive=none (or +pipeline=no_contrastive / +pipeline=baseline)"
+)
 CLASS_WEIGHTS = ("balanced", "none")
 
 
@@ -51,7 +59,7 @@ def needed_modes(cfg: DictConfig, phases: list[str]) -> list[str]:
     if "pretrain" in phases:
         modes.append(str(cfg.phases.pretrain.mode))
     if "contrastive" in phases:
-        modes.append("movies")
+        modes.append(pair_source_mode(str(cfg.contrastive.pair_mode)))
     if "finetune" in phases:
         modes.extend(str(task.mode) for task in cfg.phases.finetune.tasks.values())
     return list(dict.fromkeys(modes))
@@ -87,11 +95,19 @@ def _check_available_modes(cfg: DictConfig, phases: list[str]) -> None:
             f"phases.pretrain.mode={cfg.phases.pretrain.mode!r} is not provided by {data}; "
             "choose one of those modes or a pipeline without pretraining (+pipeline=baseline)"
         )
-    if "contrastive" in phases and "movies" not in available:
-        raise ValueError(
-            f"the contrastive phase needs movie windows (mode 'movies'), which {data} does not provide: "
-            "add contrastive=none (or use +pipeline=no_contrastive / +pipeline=baseline)"
-        )
+    if "contrastive" in phases:
+        pair_mode = str(cfg.contrastive.pair_mode)
+        mode = pair_source_mode(pair_mode)
+        if mode not in available and pair_mode in MOVIE_PAIR_MODES:
+            raise ValueError(
+                f"contrastive.pair_mode={pair_mode} pairs movie windows (mode 'movies') and the dataset has no "
+                f"movie windows: {data} does not provide them; {NO_MOVIE_OPTIONS}"
+            )
+        if mode not in available:
+            raise ValueError(
+                f"contrastive.pair_mode={pair_mode} reads the windows of mode {mode!r}, which {data} does not "
+                "provide: add contrastive=none (or use +pipeline=no_contrastive / +pipeline=baseline)"
+            )
     if "finetune" in phases:
         for name, task in cfg.phases.finetune.tasks.items():
             if str(task.mode) not in available:
@@ -139,6 +155,8 @@ def check_run_config(cfg: DictConfig) -> list[str]:
     PreprocessConfig.from_mapping(_plain(cfg.preprocess))
     WindowConfig.from_mapping(_plain(cfg.windows))
     SplitConfig.from_mapping(_plain(cfg.split))
+    if "contrastive" in phases and cfg.contrastive.pair_mode not in PAIR_MODES:  # before needed_modes uses it
+        raise ValueError(f"contrastive.pair_mode={cfg.contrastive.pair_mode!r}; choose one of {PAIR_MODES}")
     modes = needed_modes(cfg, phases)
     unknown = [m for m in modes if m not in MODES]
     if unknown:
@@ -153,8 +171,6 @@ def check_run_config(cfg: DictConfig) -> list[str]:
         pretrain = cfg.phases.pretrain
         check_objective(pretrain.objective, str(cfg.model.name))
         AuxiliaryObjective(_plain(cfg.aux_task.tasks), TARGETS[str(pretrain.mode)])
-    if "contrastive" in phases and cfg.contrastive.pair_mode not in PAIR_MODES:
-        raise ValueError(f"contrastive.pair_mode={cfg.contrastive.pair_mode!r}; choose one of {PAIR_MODES}")
     if "finetune" in phases:
         tasks = cfg.phases.finetune.tasks
         if not tasks:
@@ -170,14 +186,45 @@ def check_run_config(cfg: DictConfig) -> list[str]:
     return phases
 
 
+def _check_contrastive_pairs(cfg: DictConfig, splits) -> None:
+    """The pair sampler the contrastive phase builds, built here on its train and val windows: a dataset
+    without movie windows, a single label or too few recordings for the batch size fail before pretraining."""
+    pair_mode = str(cfg.contrastive.pair_mode)
+    mode = pair_source_mode(pair_mode)
+    windows = attach_splits(load_windows(cfg.cache_dir, mode), splits)
+    batch_size = int(cfg.phases.contrastive.batch_size)
+    for split in ("train", "val"):
+        part = windows[windows["split"] == split].reset_index(drop=True)
+        what = f"the contrastive phase (contrastive.pair_mode={pair_mode}, {split} split, mode {mode!r})"
+        if pair_mode in MOVIE_PAIR_MODES and part.empty:
+            raise ValueError(
+                f"{what}: the dataset has no movie windows (the {mode} windows table holds none for this split: "
+                f"no recording of a movie task with video_start events); {NO_MOVIE_OPTIONS}"
+            )
+        try:
+            len(pair_sampler(part, batch_size, pair_mode))  # plans the first epoch, as the phase will
+        except (KeyError, ValueError) as exc:
+            hint = ""
+            if pair_mode in MOVIE_PAIR_MODES and "no window has a positive" in str(exc):
+                hint = f"; the dataset has no movie windows watched by two subjects: {NO_MOVIE_OPTIONS}"
+            elif "batch" in str(exc):
+                hint = "; lower phases.contrastive.batch_size or change split.fractions"
+            raise ValueError(f"{what}: {exc.args[0]}{hint}") from exc
+
+
 def check_prepared_data(cfg: DictConfig, phases: list[str]) -> None:
     """After the data is prepared, before any phase: every fine-tuning task's target column exists and holds
     values, every split has windows with a value, a classification target is integer classes with at least
-    two in training, and a regression target varies in val and test (else NRMSE is undefined)."""
-    if "finetune" not in phases:
+    two in training, and a regression target varies in val and test (else NRMSE is undefined); the contrastive
+    phase's pairs can be formed in its train and val splits."""
+    if "finetune" not in phases and "contrastive" not in phases:
         return
     split_cfg = SplitConfig.from_mapping(_plain(cfg.split))
     splits = subject_splits(cfg.cache_dir, split_cfg)
+    if "contrastive" in phases:
+        _check_contrastive_pairs(cfg, splits)
+    if "finetune" not in phases:
+        return
     for name, task in cfg.phases.finetune.tasks.items():
         what = f"fine-tuning task {name!r} (mode {task.mode})"
         windows = load_windows(cfg.cache_dir, str(task.mode))
