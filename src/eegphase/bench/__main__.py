@@ -1,11 +1,11 @@
-"""``python -m eegphase.bench data|train|grid [options]``."""
+"""``python -m eegphase.bench data|train|grid|learning [options]``."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHES = ("data", "train", "grid")
+BENCHES = ("data", "train", "grid", "learning")
 
 
 def main(argv: list[str] | None = None) -> int:
