@@ -105,6 +105,14 @@ def test_option_composes_checks_and_builds(group, option, tmp_path):
         ("trainer.precision=fp8", "trainer.precision='fp8'"),
         ("data.sources.hbn.kind=edf", "unknown reader kind 'edf'"),
         ("+windows.challenge2_minutes=15", "challenge2_minutes"),
+        (
+            "+phases.finetune.tasks.age={mode: challenge2, target: age, knd: regression}",
+            "tasks.age: Key 'knd'",
+        ),
+        (
+            "+phases.finetune.tasks.age={mode: challenge2, target: age, crop_s: long}",
+            "tasks.age: Value 'long'",
+        ),
     ],
 )
 def test_a_name_that_does_not_exist_fails_at_start_up_by_name(override, named):
@@ -112,3 +120,12 @@ def test_a_name_that_does_not_exist_fails_at_start_up_by_name(override, named):
     with pytest.raises((ValueError, KeyError)) as info:
         check_run_config(cfg)
     assert named in str(info.value), str(info.value)
+
+
+def test_a_task_added_on_the_command_line_is_typed_and_completed():
+    """`+phases.finetune.tasks.x={...}` (OmegaConf refused a plain dict in a dict of dataclasses before)."""
+    cfg = _compose("+pipeline=baseline", "+phases.finetune.tasks.age={mode: challenge2, target: age}")
+    check_run_config(cfg)
+    task = cfg.phases.finetune.tasks.age
+    assert (task.kind, task.loss, task.crop_s, task.name) == ("regression", None, None, None)
+    assert set(cfg.phases.finetune.tasks) == {"challenge1", "challenge2", "age"}

@@ -28,7 +28,7 @@ from eegphase.objectives.pairs import MOVIE_PAIR_MODES, PAIR_MODES, pair_sampler
 from eegphase.objectives.regression import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, loss_by_name
 from eegphase.phases.finetune import target_column
 from eegphase.phases.pretrain import AuxiliaryObjective, check_objective
-from eegphase.pipeline.schema import PHASES
+from eegphase.pipeline.schema import PHASES, finetune_task_spec
 
 TASK_KINDS = ("regression", "classification")
 # what a dataset without movie windows runs instead of a movie pair mode
@@ -175,8 +175,9 @@ def check_run_config(cfg: DictConfig) -> list[str]:
         tasks = cfg.phases.finetune.tasks
         if not tasks:
             raise ValueError("phases.finetune.tasks is empty: name at least one task (e.g. tasks=challenges)")
-        for name, task in tasks.items():
-            _check_task(name, task)
+        for name in list(tasks):
+            tasks[name] = finetune_task_spec(name, tasks[name])
+            _check_task(name, tasks[name])
         if cfg.phases.finetune.class_weights not in CLASS_WEIGHTS:
             raise ValueError(
                 f"phases.finetune.class_weights={cfg.phases.finetune.class_weights!r}; choose one of "

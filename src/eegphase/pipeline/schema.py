@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
 
 @dataclass
@@ -95,9 +96,21 @@ class FinetuneTask:
     name: str | None = None  # the name in metric names (made safe); None: the task's key
 
 
+def finetune_task_spec(name: str, task: Any) -> DictConfig:
+    """``task`` (a mapping) typed and completed as a ``FinetuneTask``; an unknown key or a wrong type names the
+    task."""
+    try:
+        return OmegaConf.merge(OmegaConf.structured(FinetuneTask), task)
+    except (ValidationError, ConfigKeyError) as exc:
+        raise ValueError(f"phases.finetune.tasks.{name}: {exc.msg}") from exc
+
+
 @dataclass
 class FinetuneSchema:
-    tasks: dict[str, FinetuneTask] = field(default_factory=dict)
+    # Any, not FinetuneTask: OmegaConf refuses a plain dict added from the command line
+    # (`+phases.finetune.tasks.x={...}`) into a dict of dataclasses; plan.check_run_config validates each task
+    # against FinetuneTask instead (finetune_task_spec) and puts the typed task back.
+    tasks: dict[str, Any] = field(default_factory=dict)
     epochs: int = 6
     freeze_epochs: int = 2
     batch_size: int = 64
