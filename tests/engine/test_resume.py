@@ -71,3 +71,23 @@ def test_sigkilled_subprocess_resumes_to_the_same_weights(tmp_path):
     assert resumed["step"] == straight["step"] == 9
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_resume_with_a_timm_ema_without_its_private_rounding_generator(tmp_path, monkeypatch):
+    """``ModelEmaV3._sr_generator`` is private timm state: a timm without it saves and resumes all the same."""
+    from timm.utils import ModelEmaV3
+
+    original_init = ModelEmaV3.__init__
+
+    def init_without_generator(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        if hasattr(self, "_sr_generator"):
+            del self._sr_generator
+
+    monkeypatch.setattr(ModelEmaV3, "__init__", init_without_generator)
+    straight = _run(tmp_path / "straight", epochs=2)
+    assert not hasattr(straight.ema, "_sr_generator")
+    assert load_checkpoint(tmp_path / "straight" / "last.pt")["ema"]["sr_generator"] is None
+    _run(tmp_path / "split", epochs=2, stop_after=1)
+    resumed = _run(tmp_path / "split", epochs=2, resume=True, seed=99)
+    _assert_same_state(straight, resumed)

@@ -344,9 +344,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
-            "ema": None
-            if self.ema is None
-            else {"module": self.ema.module.state_dict(), "sr_generator": self.ema._sr_generator.get_state()},
+            "ema": None if self.ema is None else _ema_state(self.ema),
             "epoch": self.epoch,
             "step": self.step,
             "best_metric": self.best_metric,
@@ -357,7 +355,7 @@ class Trainer:
             "rng": all_gather_objects(capture_rng_state()),  # one entry per rank
             "data_order": data_order,  # sampler/loader generators; epochs reseed samplers
             "world_size": self.dist.world_size,
-            "config": _plain_config(self.config),
+            "config": asdict(self.config),
         }
 
     def load_state(self, path: str | Path, train_loader: Any | None = None) -> None:
@@ -370,8 +368,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state.get("ema") is not None:
-            self.ema.module.load_state_dict(state["ema"]["module"])
-            self.ema._sr_generator.set_state(state["ema"]["sr_generator"])
+            _load_ema_state(self.ema, state["ema"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_metric, self.best_epoch = state.get("best_metric"), state.get("best_epoch")
         self.epochs_since_best = int(state.get("epochs_since_best", 0))
@@ -479,8 +476,33 @@ class Trainer:
             self.on_log(dict(metrics), self.step)
 
 
-def _plain_config(config: TrainerConfig) -> dict[str, Any]:
-    return asdict(config)
+def _ema_rounding_generator(ema: ModelEmaV3) -> torch.Generator | None:
+    """The generator of the EMA's bf16 stochastic rounding, which an exact resume restores: a private timm
+    attribute (``ModelEmaV3._sr_generator``), so None where this timm has none (nothing to restore)."""
+    generator = getattr(ema, "_sr_generator", None)
+    return generator if isinstance(generator, torch.Generator) else None
+
+
+def _ema_state(ema: ModelEmaV3) -> dict[str, Any]:
+    generator = _ema_rounding_generator(ema)
+    return {
+        "module": ema.module.state_dict(),
+        "sr_generator": None if generator is None else generator.get_state(),
+    }
+
+
+def _load_ema_state(ema: ModelEmaV3, state: Mapping[str, Any]) -> None:
+    ema.module.load_state_dict(state["module"])
+    generator, saved = _ema_rounding_generator(ema), state.get("sr_generator")
+    if generator is not None and saved is not None:
+        generator.set_state(saved)
+    elif generator is not None or saved is not None:
+        log.warning(
+            "EMA stochastic-rounding state not restored (the checkpoint %s one, this timm %s one): bf16 EMA "
+            "updates after the resume may differ from an uninterrupted run's",
+            "has" if saved is not None else "lacks",
+            "has" if generator is not None else "lacks",
+        )
 
 
 def _set_sampler_epoch(loader: Any, epoch: int) -> None:

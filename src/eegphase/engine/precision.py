@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 
@@ -49,11 +48,6 @@ class Precision:
         if self.name == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
-
-    @property
-    def autocast_factory(self) -> Callable[[], ContextManager]:
-        """The callable form timm passes around as ``amp_autocast``."""
-        return self.autocast
 
     def make_scaler(self) -> torch.amp.GradScaler:
         """A GradScaler that is active only for fp16; bf16 and fp32 need no loss scaling."""

@@ -23,7 +23,6 @@ symmetric_masks = symmetric_patch_masks
 __all__ = [
     "MaskedModelingResult",
     "masked_code_loss",
-    "masked_modeling_loss",
     "random_patch_mask",
     "split_stacked_logits",
     "symmetric_masked_modeling_loss",
@@ -140,13 +139,3 @@ def trivial_code_scores(log_prior: torch.Tensor, codes: torch.Tensor) -> tuple[t
     """Cross-entropy and accuracy on ``codes`` of the trivial predictor (always the most frequent code)."""
     codes = codes.flatten().long()
     return -log_prior[codes].mean(), (codes == log_prior.argmax()).float().mean()
-
-
-def masked_modeling_loss(
-    logits: torch.Tensor, target_codes: torch.Tensor, mask: torch.Tensor
-) -> MaskedModelingResult:
-    """One-view variant (no symmetric masking), same result type."""
-    loss, accuracy = masked_code_loss(logits, target_codes, mask)
-    return MaskedModelingResult(
-        loss=loss, accuracy=accuracy, n_masked=int(mask.sum()), view_losses=(loss.detach(),)
-    )

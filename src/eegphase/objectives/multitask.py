@@ -9,7 +9,6 @@ their losses are on the scale of the self-supervised loss.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from eegphase.objectives.regression import loss_by_name
 
@@ -31,9 +30,6 @@ class AuxiliaryObjective:
 
     def __bool__(self) -> bool:
         return bool(self.tasks)
-
-    def __call__(self, heads: nn.Module, embedding: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.losses(heads(embedding.float()), y)
 
     def losses(self, predictions: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:
         """The weighted losses of the heads' ``predictions`` against the target columns of ``y``."""
