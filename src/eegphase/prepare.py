@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from eegphase.config import CONF_DIR
-from eegphase.data.prepare_cache import prepare, summary_table
+from eegphase.data.prepare_cache import prepare_from_config, summary_table
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="prepare", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    manifest, report, tables = prepare(
-        OmegaConf.to_container(cfg.data, resolve=True),
-        cfg.cache_dir,
-        OmegaConf.to_container(cfg.preprocess, resolve=True),
-        OmegaConf.to_container(cfg.windows, resolve=True),
-        OmegaConf.to_container(cfg.split, resolve=True),
-        modes=cfg.get("modes") or None,
-        n_jobs=cfg.n_jobs,
-        verify_checksum=cfg.verify_checksum,
-        progress=sys.stderr.isatty() or cfg.progress,
-    )
+    # the code path (and lock) of eegphase.run: a prepare racing a run waits for it instead of preprocessing too
+    manifest, report, tables = prepare_from_config(cfg, cfg.get("modes") or None)
     print(
         f"cache: {cfg.cache_dir}  recordings: {len(manifest.recordings)} "
         f"(built {report.built}, reused {report.reused}, skipped {len(report.skipped)})"

@@ -250,3 +250,43 @@ def test_bad_files_are_skipped_and_named_while_the_rest_is_cached(tmp_path):
     assert "P04_rest.fdt" in reasons[str(orphan)]
     assert str(truncated) in reasons[str(truncated)]
     assert len(tables["pretrain"]) > 0
+
+
+def _blocked_on(pid: int, lock: Path) -> bool:
+    """Whether process ``pid`` waits for ``lock`` (a blocked flock shows as ``->`` in /proc/locks)."""
+    inode = os.stat(lock).st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()  # "1: -> FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF"
+        if "->" not in fields:
+            continue
+        at = fields.index("->")
+        if fields[at + 4] == str(pid) and int(fields[at + 5].rsplit(":", 1)[1]) == inode:
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks to see a waiting flock")
+def test_prepare_cli_waits_for_a_run_preparing_the_same_cache(prepared, small_sources, tmp_path):
+    """``python -m eegphase.prepare`` takes ``<cache_dir>/.prepare.lock`` as ``eegphase.run`` does: started while
+    another process holds it (here this test, standing in for a run), it waits, then finds the cache that
+    process built and preprocesses nothing (before, it preprocessed every recording a second time)."""
+    from eegphase.locks import file_lock
+
+    reference = prepared[0]
+    hbn, tuh = small_sources
+    cache = tmp_path / "cache"
+    lock = cache / ".prepare.lock"
+    cmd = [sys.executable, "-m", "eegphase.prepare", "data=hbn_tuh", f"data.root={hbn}", f"data.tuh_root={tuh}",
+           f"cache_dir={cache}", "n_jobs=1", "progress=false"]  # fmt: skip
+    with file_lock(lock):
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 300  # start-up on a busy machine; not a speed check
+        while time.time() < deadline and proc.poll() is None and not _blocked_on(proc.pid, lock):
+            time.sleep(0.05)
+        assert proc.poll() is None, f"prepare did not wait for the lock:\n{proc.communicate()[1][-3000:]}"
+        assert _blocked_on(proc.pid, lock)
+        assert not (cache / "recordings.parquet").exists()  # it waits before reading any recording
+        shutil.copytree(reference, cache, dirs_exist_ok=True)  # what the lock holder builds meanwhile
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "(built 0, reused" in out, out

@@ -1,5 +1,5 @@
 """SIGKILL in the middle of challenge 2 (random 2 s crops): the rerun resumes there, says so in its log, keeps
-the killed run's metric history and plots, and ends with the scores of an uninterrupted run."""
+the killed run's metric history (each step once) and plots, and ends with the scores of an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import mlflow
 import pytest
 import torch
 
-from .conftest import ROOT, TINY, run_cli, runs
+from cli_helpers import TINY, run_cli
+
+from .conftest import ROOT, runs
 
 LONGER = [
     "phases.finetune.epochs=4",
@@ -96,6 +98,9 @@ def test_killed_during_challenge2_resumes_exactly(tiny_hbn, tmp_path):
     if finetune["tags.eegphase.resumed_from"] != killed_run:
         problems.append(f"resumed_from tag {finetune['tags.eegphase.resumed_from']!r}, not {killed_run}")
     for key, points in before.items():
+        steps = [m.step for m in client.get_metric_history(finetune["run_id"], key)]
+        if len(steps) != len(set(steps)):  # the killed run's points after its checkpoint are logged again
+            problems.append(f"{key}: steps logged twice in the finished run: {sorted(steps)}")
         after = {(m.step, m.value) for m in client.get_metric_history(finetune["run_id"], key)}
         if not points <= after:
             problems.append(

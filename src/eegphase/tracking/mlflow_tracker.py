@@ -21,14 +21,14 @@ import re
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import mlflow
-from mlflow.entities import Run, RunStatus
+from mlflow.entities import Metric, Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -256,15 +256,19 @@ class Tracker:
                     self._kill_if_running(parent)
         return stale
 
-    def copy_history(self, sources: list[str], run_id: str) -> None:
-        """Copy every metric point (its step and time kept) and every artifact of the killed runs ``sources``
-        into ``run_id``, the run that resumes their work: it then holds what was logged before the kill."""
+    def copy_history(
+        self, sources: list[str], run_id: str, keep: Callable[[Metric], bool] | None = None
+    ) -> None:
+        """Copy the metric points (step and time kept) that ``keep`` accepts (all by default) and every
+        artifact of the killed runs ``sources`` into ``run_id``, the run that resumes their work: it then holds
+        what was logged before the kill and the resume does not log again."""
         for source in sources:
             run = self.client.get_run(source)
             points = [
                 mlflow.entities.Metric(m.key, m.value, m.timestamp, m.step)
                 for key in run.data.metrics
                 for m in self.client.get_metric_history(source, key)
+                if keep is None or keep(m)
             ]
             for start in range(0, len(points), 500):
                 self.client.log_batch(run_id, metrics=points[start : start + 500])
