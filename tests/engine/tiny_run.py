@@ -61,8 +61,10 @@ def make_config(out: Path | None, **overrides) -> TrainerConfig:
     """A small fp32 configuration exercising warmup+cosine, AdamW, accumulation and clipping."""
     base = dict(
         precision="fp32",
+        compile=False,
         grad_accum_steps=2,
         grad_clip_norm=1.0,
+        ema_decay=None,
         log_every=2,
         checkpoint_dir=str(out) if out is not None else None,
         progress=False,

@@ -47,8 +47,9 @@ EXTRA = {  # required values, and what a dataset without movies or challenge win
 def _options() -> list[tuple[str, str]]:
     found = [(group, path.stem) for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))]
     folders = {str(p.parent.relative_to(CONF_DIR)) for p in CONF_DIR.rglob("*.yaml") if p.parent != CONF_DIR}
-    # every group folder is covered (phase@phases.* is composed by every config; callbacks by every run)
-    assert folders - set(GROUPS) <= {"phase", "hydra/callbacks"}, folders - set(GROUPS)
+    # every group folder is covered (phase@phases.* and trainer/phase@phases.*.trainer are composed by every
+    # config; callbacks by every run)
+    assert folders - set(GROUPS) <= {"phase", "trainer/phase", "hydra/callbacks"}, folders - set(GROUPS)
     return found
 
 

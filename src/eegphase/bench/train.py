@@ -94,8 +94,15 @@ def measure_loop_overhead(args: argparse.Namespace) -> dict[str, float | str]:
         _sync(device)
         return samples / (time.perf_counter() - start)
 
-    config = TrainerConfig(
-        precision=precision.name, progress=False, log_every=50, optimizer=OptimizerConfig(lr=1e-3)
+    config = TrainerConfig(  # the bare loop's settings: no compile, accumulation, clipping or EMA
+        precision=precision.name,
+        compile=False,
+        grad_accum_steps=1,
+        grad_clip_norm=None,
+        ema_decay=None,
+        log_every=50,
+        progress=False,
+        optimizer=OptimizerConfig(lr=1e-3),
     )
 
     def engine() -> float:

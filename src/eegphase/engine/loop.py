@@ -47,23 +47,27 @@ CHECKPOINT_FORMAT = "eegphase.engine/1"
 _REQUIRED_KEYS = ("format", "model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainerConfig:
-    """Everything the loop decides; the phase's Hydra config fills it."""
+    """Everything the loop decides; a phase fills it from its ``trainer`` config (``phases.common``).
 
-    precision: str = "auto"  # auto|bf16|fp16|fp32
-    compile: bool = False
+    The first six fields are the keys of ``conf/trainer/default.yaml`` and have no default here: the YAML is
+    their one source. The rest are what each phase decides itself (or engine internals).
+    """
+
+    precision: str  # auto|bf16|fp16|fp32
+    compile: bool
+    grad_accum_steps: int
+    grad_clip_norm: float | None  # None: no clipping
+    ema_decay: float | None  # None: no EMA; else timm ModelEmaV3 decay, evaluated as "val_ema/*"
+    log_every: int  # optimizer updates between on_log calls (and NaN checks)
     compile_backend: str = "inductor"
     compile_mode: str | None = None
     ddp_find_unused_parameters: bool = False  # for models whose heads are not all used in every step
-    grad_accum_steps: int = 1
-    grad_clip_norm: float | None = None
-    ema_decay: float | None = None  # None: no EMA; else timm ModelEmaV3 decay, evaluated as "val_ema/*"
     monitor: str | None = None  # e.g. "val/loss"; None: no best checkpoint, no early stopping
     monitor_mode: str = "min"  # min|max
     patience: int | None = None  # epochs without improvement before stopping
     min_delta: float = 0.0
-    log_every: int = 50  # optimizer updates between on_log calls (and NaN checks)
     checkpoint_dir: str | None = None  # None: no checkpoints written
     progress: bool | None = None  # None: a bar on rank 0 when stderr is a TTY
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -191,7 +195,7 @@ class Trainer:
         self,
         model: nn.Module,
         step_fn: StepFn,
-        config: TrainerConfig | None = None,
+        config: TrainerConfig,
         *,
         eval_fn: EvalFn | None = None,
         on_log: LogFn | None = None,
@@ -199,7 +203,7 @@ class Trainer:
         device: torch.device | str | None = None,
         batch_size_fn: Callable[[Any], int] = batch_size_of,
     ):
-        self.config = cfg = config or TrainerConfig()
+        self.config = cfg = config
         self.dist = dist_info()
         self.device = torch.device(device) if device is not None else default_device(self.dist)
         self.model = model.to(self.device)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,12 @@ class PhaseContext:
         return self.cfg.phases[self.name]
 
     @property
+    def trainer_cfg(self) -> dict[str, Any]:
+        """This phase's engine settings: ``phases.<name>.trainer``, the global ``trainer`` key by key unless
+        the phase overrides a key (conf/trainer/phase/inherit.yaml)."""
+        return effective_trainer(self.cfg, self.name)
+
+    @property
     def cache_dir(self) -> Path:
         return Path(self.cfg.cache_dir)
 
@@ -66,6 +72,15 @@ class PhaseContext:
 
     def prefixed_log(self, prefix: str) -> LogFn:
         return lambda metrics, step: self.log_metrics({f"{prefix}{k}": v for k, v in metrics.items()}, step)
+
+
+# trainer keys that the phases' data loaders read; every other key is a TrainerConfig field
+LOADER_KEYS = ("num_workers",)
+
+
+def effective_trainer(cfg: DictConfig, phase: str) -> dict[str, Any]:
+    """The trainer settings ``phase`` trains with (``phases.<phase>.trainer``, resolved)."""
+    return OmegaConf.to_container(cfg.phases[phase].trainer, resolve=True)
 
 
 @dataclass
@@ -117,7 +132,7 @@ def loader(
         sampler = np.sort(np.random.default_rng(0).choice(len(data), size, replace=False)).tolist()
     else:
         sampler = SequentialSampler(data)
-    workers = int(ctx.cfg.trainer.num_workers)
+    workers = int(ctx.trainer_cfg["num_workers"])
     return DataLoader(
         data,
         batch_size=min(batch_size, len(data)),
@@ -130,33 +145,24 @@ def loader(
 
 
 def trainer_config(
-    ctx: PhaseContext,
-    checkpoint_dir: Path,
-    monitor: str | None = "val/loss",
-    overrides: Mapping[str, Any] | None = None,
+    ctx: PhaseContext, checkpoint_dir: Path, monitor: str | None = "val/loss", **overrides: Any
 ) -> TrainerConfig:
-    """The engine's config from ``trainer`` (shared) and the phase's lr/weight decay/warmup/patience."""
-    shared = OmegaConf.to_container(ctx.cfg.trainer, resolve=True)
+    """The engine's config: this phase's ``trainer`` settings as they are, and the phase's lr, weight decay,
+    warmup and patience; ``overrides`` set any other TrainerConfig field."""
+    engine = {key: value for key, value in ctx.trainer_cfg.items() if key not in LOADER_KEYS}
     phase = ctx.phase_cfg
-    config = TrainerConfig(
-        precision=shared["precision"],
-        compile=bool(shared["compile"]),
-        grad_accum_steps=int(shared["grad_accum_steps"]),
-        grad_clip_norm=shared["grad_clip_norm"],
-        ema_decay=shared["ema_decay"],
+    return TrainerConfig(
+        **engine,
         monitor=monitor,
         patience=phase.get("patience"),
-        log_every=int(shared["log_every"]),
         checkpoint_dir=str(checkpoint_dir),
         progress=bool(ctx.cfg.progress),
         optimizer=OptimizerConfig(
             lr=float(phase.lr), weight_decay=float(phase.weight_decay), layer_decay=phase.get("layer_decay")
         ),
         schedule=ScheduleConfig(warmup_epochs=float(phase.warmup_epochs)),
+        **overrides,
     )
-    for key, value in (overrides or {}).items():
-        setattr(config, key, value)
-    return config
 
 
 def stage_done(directory: Path) -> dict | None:

@@ -64,7 +64,7 @@ def _pair_loader(ctx: PhaseContext, split: str, train: bool, max_batches: int | 
             pairs, info.rank, info.world_size, max_batches, follow_epochs=train
         ),
         collate_fn=_collate,
-        num_workers=int(ctx.cfg.trainer.num_workers),
+        num_workers=int(ctx.trainer_cfg["num_workers"]),
         generator=make_generator(ctx.seed),
     )
 

@@ -324,7 +324,7 @@ def fit_head_only(
             model,
             step,
             # frozen encoder weights get no gradient; DDP must expect that
-            make_trainer_config(ctx, directory, monitor=None, overrides={"ddp_find_unused_parameters": True}),
+            make_trainer_config(ctx, directory, monitor=None, ddp_find_unused_parameters=True),
             on_log=ctx.prefixed_log(f"{task_name}/head/"),
             device=ctx.device,
         )

@@ -155,7 +155,7 @@ def _fit(
     trainer = Trainer(
         model,
         step_fn,
-        make_trainer_config(ctx, directory, overrides={"ddp_find_unused_parameters": find_unused}),
+        make_trainer_config(ctx, directory, ddp_find_unused_parameters=find_unused),
         on_log=ctx.prefixed_log(prefix),
         on_epoch_end=on_epoch_end,
         device=ctx.device,

@@ -19,11 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 import eegphase
 from eegphase.engine.distributed import dist_info
 
-# The parts of the run config each phase depends on, beyond its own phases.<name> block.
+# The parts of the run config each phase depends on, beyond its own phases.<name> block (which holds its
+# effective engine settings, phases.<name>.trainer: the global trainer's unless the phase overrides them).
 DEPENDS_ON = {
-    "pretrain": ("model", "aux_task", "trainer", "input_scale"),
-    "contrastive": ("model", "contrastive", "trainer", "input_scale"),
-    "finetune": ("model", "trainer", "input_scale"),
+    "pretrain": ("model", "aux_task", "input_scale"),
+    "contrastive": ("model", "contrastive", "input_scale"),
+    "finetune": ("model", "input_scale"),
 }
 
 

@@ -26,6 +26,7 @@ from eegphase.engine.precision import PRECISIONS
 from eegphase.models.registry import resolve_encoder
 from eegphase.objectives.pairs import MOVIE_PAIR_MODES, PAIR_MODES, pair_sampler, pair_source_mode
 from eegphase.objectives.regression import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, loss_by_name
+from eegphase.phases.common import effective_trainer
 from eegphase.phases.finetune import target_column
 from eegphase.phases.pretrain import AuxiliaryObjective, check_objective
 from eegphase.pipeline.schema import PHASES, finetune_task_spec
@@ -165,8 +166,13 @@ def check_run_config(cfg: DictConfig) -> list[str]:
         resolve_encoder(str(cfg.model.name), cfg.model.get("size"))
     except ValueError as exc:
         raise ValueError(f"model: {exc}") from exc
-    if cfg.trainer.precision not in PRECISIONS:
-        raise ValueError(f"trainer.precision={cfg.trainer.precision!r}; choose one of {PRECISIONS}")
+    for phase in phases:
+        precision = effective_trainer(cfg, phase)["precision"]
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"phases.{phase}.trainer.precision={precision!r} (trainer.precision unless the phase overrides "
+                f"it); choose one of {PRECISIONS}"
+            )
     if "pretrain" in phases:
         pretrain = cfg.phases.pretrain
         check_objective(pretrain.objective, str(cfg.model.name))

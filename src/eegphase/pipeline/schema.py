@@ -1,5 +1,8 @@
 """Structured-config schemas: a misspelled key, a wrong type or a missing value fails at start-up, by name.
 
+The schemas hold types only: every default lives in the YAML under ``conf/`` (``MISSING`` here), so that a
+value is written in one place (``tests/pipeline/test_defaults.py`` checks it). A field keeps a default here
+only where no config file sets it (a fine-tuning task's optional keys, a model option some models omit).
 The data-layer groups (data, preprocess, windows, split) are free-form here and validated by their own
 ``from_mapping`` constructors, which also name unknown keys.
 """
@@ -27,7 +30,7 @@ class ModelSchema:
 @dataclass
 class AuxTaskSpec:
     weight: float = MISSING
-    loss: str = "mse"
+    loss: str = MISSING
 
 
 @dataclass
@@ -37,53 +40,58 @@ class AuxTaskSchema:
 
 @dataclass
 class ContrastiveSchema:
-    enabled: bool = True
-    pair_mode: str = "same_time"
+    enabled: bool = MISSING
+    pair_mode: str = MISSING
 
 
 @dataclass
 class TrainerSchema:
-    precision: str = "auto"
-    compile: bool = False
-    grad_accum_steps: int = 1
-    grad_clip_norm: float | None = 3.0
-    ema_decay: float | None = None
-    log_every: int = 10
-    num_workers: int = 0
+    """The engine settings (conf/trainer/default.yaml); each phase holds its own copy under
+    ``phases.<name>.trainer``, every key following the global one unless that phase overrides it."""
+
+    precision: str = MISSING
+    compile: bool = MISSING
+    grad_accum_steps: int = MISSING
+    grad_clip_norm: float | None = MISSING
+    ema_decay: float | None = MISSING
+    log_every: int = MISSING
+    num_workers: int = MISSING
 
 
 @dataclass
 class PretrainSchema:
-    objective: str | None = "mem"
-    mode: str = "pretrain"
-    epochs: int = 4
-    tokenizer_epochs: int = 2
-    tokenizer_size: str = "tiny"
-    n_codes: int = 512
-    mask_ratio: float = 0.5
-    batch_size: int = 64
-    max_batches_per_epoch: int | None = None
-    max_eval_batches: int | None = None
-    lr: float = 5e-4
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.5
-    seed: int = 0
-    init_from: str | None = None
+    objective: str | None = MISSING
+    mode: str = MISSING
+    epochs: int = MISSING
+    tokenizer_epochs: int = MISSING
+    tokenizer_size: str = MISSING
+    n_codes: int = MISSING
+    mask_ratio: float = MISSING
+    batch_size: int = MISSING
+    max_batches_per_epoch: int | None = MISSING
+    max_eval_batches: int | None = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_epochs: float = MISSING
+    seed: int = MISSING
+    init_from: str | None = MISSING
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)  # conf/trainer/phase/inherit.yaml
 
 
 @dataclass
 class ContrastivePhaseSchema:
-    epochs: int = 3
-    batch_size: int = 32
-    max_batches_per_epoch: int | None = None
-    max_eval_batches: int | None = None
-    projection_dim: int = 128
-    temperature: float = 0.07
-    lr: float = 3e-4
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.0
-    seed: int = 0
-    init_from: str | None = None
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    max_batches_per_epoch: int | None = MISSING
+    max_eval_batches: int | None = MISSING
+    projection_dim: int = MISSING
+    temperature: float = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_epochs: float = MISSING
+    seed: int = MISSING
+    init_from: str | None = MISSING
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)  # conf/trainer/phase/inherit.yaml
 
 
 @dataclass
@@ -111,21 +119,22 @@ class FinetuneSchema:
     # (`+phases.finetune.tasks.x={...}`) into a dict of dataclasses; plan.check_run_config validates each task
     # against FinetuneTask instead (finetune_task_spec) and puts the typed task back.
     tasks: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 6
-    freeze_epochs: int = 2
-    batch_size: int = 64
-    max_batches_per_epoch: int | None = None
-    max_eval_batches: int | None = None
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.0
-    layer_decay: float | None = None
-    patience: int | None = None
-    seed: int = 0
-    init_from: str | None = None
-    class_weights: str = "balanced"  # classification: balanced (from the training split's counts) | none
-    reference: bool = True  # score a band-power linear model fitted on the same split beside each task
-    reference_max_windows: int = 4000  # training/validation windows its features come from (spread subset)
+    epochs: int = MISSING
+    freeze_epochs: int = MISSING
+    batch_size: int = MISSING
+    max_batches_per_epoch: int | None = MISSING
+    max_eval_batches: int | None = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_epochs: float = MISSING
+    layer_decay: float | None = MISSING
+    patience: int | None = MISSING
+    seed: int = MISSING
+    init_from: str | None = MISSING
+    class_weights: str = MISSING  # classification: balanced (from the training split's counts) | none
+    reference: bool = MISSING  # score a band-power linear model fitted on the same split beside each task
+    reference_max_windows: int = MISSING  # training/validation windows its features come from (spread subset)
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)  # conf/trainer/phase/inherit.yaml
 
 
 @dataclass
@@ -143,22 +152,22 @@ class PipelineSchema:
 
 @dataclass
 class TrackingSchema:
-    uri: str = "sqlite:///mlflow.db"
-    experiment: str = "eegphase"
-    artifact_location: str | None = None
+    uri: str = MISSING
+    experiment: str = MISSING
+    artifact_location: str | None = MISSING
 
 
 @dataclass
 class RunSchema:
-    seed: int = 0
-    input_scale: float = 0.01
-    seed_all_phases: bool = False
-    cache_dir: str = "cache"
-    work_dir: str = "outputs/phases"
-    n_jobs: int = 2
-    device: str = "auto"
-    reuse: bool = True
-    progress: bool = True
+    seed: int = MISSING
+    input_scale: float = MISSING
+    seed_all_phases: bool = MISSING
+    cache_dir: str = MISSING
+    work_dir: str = MISSING
+    n_jobs: int = MISSING
+    device: str = MISSING
+    reuse: bool = MISSING
+    progress: bool = MISSING
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
     data: dict[str, Any] = field(default_factory=dict)
     preprocess: dict[str, Any] = field(default_factory=dict)
