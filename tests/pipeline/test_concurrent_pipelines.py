@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, TINY, runs
+from cli_helpers import TINY
+
+from .conftest import ROOT, runs
 
 WAITING = "another process is training fingerprint"
 

@@ -26,6 +26,7 @@ GROUPS = {
     "aux_task": "aux_task",
     "contrastive": "contrastive",
     "data": "data",
+    "debug": "debug",
     "experiment": "experiment",
     "hparams_search": "hparams_search",
     "model": "model",
@@ -130,3 +131,19 @@ def test_a_task_added_on_the_command_line_is_typed_and_completed():
     task = cfg.phases.finetune.tasks.age
     assert (task.kind, task.loss, task.crop_s, task.name) == ("regression", None, None, None)
     assert set(cfg.phases.finetune.tasks) == {"challenge1", "challenge2", "age"}
+
+
+@pytest.mark.parametrize(
+    "order", [("experiment=ablation", "debug=smoke"), ("debug=smoke", "experiment=ablation")]
+)
+def test_debug_shrinks_an_experiment_instead_of_replacing_it(order):
+    """`-m experiment=ablation debug=smoke` is the ablation grid, small (two experiments kept only the last)."""
+    cfg = _compose(*order, "+pipeline=full", "seed=2")
+    assert (
+        cfg.hydra.runtime.choices["experiment"] == "ablation"
+        and cfg.hydra.runtime.choices["debug"] == "smoke"
+    )
+    assert cfg.seed_all_phases and cfg.split.seed == 2  # the experiment's
+    assert cfg.hydra.sweeper.params["+pipeline"] == "full,no_contrastive,no_aux,baseline,full_tuh"
+    assert cfg.model.size == "tiny" and cfg.phases.pretrain.max_batches_per_epoch == 2  # the debug shrink
+    assert cfg.data.root == "data/synthetic-smoke" and check_run_config(cfg)

@@ -149,7 +149,7 @@ def _train_mean_nrmse(cache: Path, split: str) -> float:
     [
         (["+pipeline=full", "tasks=recording_label"], ["contrastive=none", "+pipeline=no_contrastive"]),
         (["+pipeline=baseline"], ["task 'challenge1' reads mode 'challenge1'", "tasks=recording_label"]),
-        (["+pipeline=baseline", "experiment=smoke"], ["experiment=smoke", "data=hbn", "~data.generate"]),
+        (["+pipeline=baseline", "debug=smoke"], ["debug=smoke", "data=hbn", "~data.generate"]),
         (["+pipeline=baseline", "tasks=subject_column", "tasks.column=Empty"],
          ["target column 'Empty' holds no values"]),
         (["+pipeline=baseline", "tasks=recording_label", "split.fractions=[0.5,0,0.5]"],

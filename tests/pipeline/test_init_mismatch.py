@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from cli_helpers import run_cli
 from eegphase.models.predictor import build_predictor
 
-from .conftest import run_cli, runs
+from .conftest import runs
 
 
 def test_labram_weights_into_eegnex_fail_the_run(tiny_hbn, tmp_path):

@@ -9,15 +9,16 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from cli_helpers import run_cli
 from eegphase.config import CONF_DIR
 from eegphase.data.synthetic import generate_tuh
 from eegphase.data.windows import WindowConfig
 from eegphase.pipeline.plan import check_run_config
 from eegphase.pipeline.schema import register_schemas
 
-from .conftest import run_cli, runs
+from .conftest import runs
 
-PRETRAIN_BATCHES, BATCH = 8, 32  # experiment=smoke's batch size: 256 draws in the one MEM epoch
+PRETRAIN_BATCHES, BATCH = 8, 32  # debug=smoke's batch size: 256 draws in the one MEM epoch
 
 
 def _compose(*overrides: str):

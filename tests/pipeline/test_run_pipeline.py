@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import ROOT, TINY, run_cli, runs
+from cli_helpers import TINY, run_cli
+
+from .conftest import ROOT, runs
 
 PHASES = {"pretrain", "contrastive", "finetune"}
 

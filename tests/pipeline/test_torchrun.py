@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import run_cli, runs
+from cli_helpers import run_cli
+
+from .conftest import runs
 
 # Challenge 1 only (challenge 2's random crops draw from per-rank streams), fine-tuning only.
 BASELINE_C1 = [

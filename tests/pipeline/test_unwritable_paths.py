@@ -68,7 +68,7 @@ def test_prepare_with_an_unwritable_cache_dir_fails_before_any_work(tiny_hbn, tm
 @pytest.mark.parametrize("key", ["cache_dir", "work_dir"])
 def test_run_with_an_unwritable_folder_fails_before_any_run(tiny_hbn, tmp_path, key):
     bad = _under_a_file(tmp_path)
-    proc = _cli("eegphase.run", tmp_path, "+pipeline=baseline", "experiment=smoke", "progress=false",
+    proc = _cli("eegphase.run", tmp_path, "+pipeline=baseline", "debug=smoke", "progress=false",
                 "hydra/job_logging=disabled", f"data.root={tiny_hbn}", "~data.generate", f"{key}={bad}")  # fmt: skip
     assert proc.returncode != 0
     assert _error_names(proc.stderr, key, bad), proc.stderr[-3000:]

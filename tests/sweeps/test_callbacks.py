@@ -8,12 +8,13 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from cli_helpers import run_cli
 from eegphase.config import CONF_DIR
 from eegphase.pipeline.schema import register_schemas
 from eegphase.tracking.callbacks import EnsureMlflowExperiment, ensure_experiment_from_config
 from eegphase.tracking.mlflow_tracker import Tracker
 
-from .conftest import run_cli
+from .conftest import BASELINE_C1
 
 CALLBACK = "eegphase.tracking.callbacks.EnsureMlflowExperiment"
 
@@ -30,8 +31,8 @@ def test_every_run_selects_the_callback():
 
 def test_multirun_creates_the_experiment_before_any_job(sweep_data, tmp_path):
     # The job fails in the runner before it touches MLflow, so only the callback can have made the store.
-    proc = run_cli(tmp_path, "tracking.experiment=made-before-jobs", "pipeline.phases=[bogus]",
-                   data=sweep_data, multirun=True, check=False)  # fmt: skip
+    proc = run_cli(tmp_path, *BASELINE_C1, "tracking.experiment=made-before-jobs", "pipeline.phases=[bogus]",
+                   **sweep_data, multirun=True, check=False)  # fmt: skip
     assert proc.returncode != 0 and "unknown phase" in proc.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("made-before-jobs")

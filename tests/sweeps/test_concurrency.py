@@ -10,9 +10,10 @@ import time
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from cli_helpers import run_cli
 from eegphase.config import CONF_DIR
 
-from .conftest import run_cli
+from .conftest import BASELINE_C1
 
 # Opens the project's tracker on a new store the moment the test says "go" (after every process has
 # imported MLflow, so that they really start together).
@@ -63,9 +64,9 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
 def test_a_parallel_sweep_in_a_fresh_folder_loses_no_job(tmp_path):
     # Every job of a joblib sweep finds no dataset and no cache: they must not generate and prepare them
     # over each other (one job used to fail with FileNotFoundError on a .bdf another job was replacing).
-    data = (tmp_path / "data" / "synthetic-smoke", tmp_path / "cache")
-    run_cli(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "seed=0,1,2", data=data,
-            multirun=True, generate=True, timeout=900)  # fmt: skip
+    root = tmp_path / "data" / "synthetic-smoke"
+    run_cli(tmp_path, *BASELINE_C1, "hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "seed=0,1,2",
+            data_root=root, cache_dir=tmp_path / "cache", multirun=True, generate=True, timeout=900)  # fmt: skip
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     frame = mlflow.search_runs(experiment_names=["eegphase"])
     parents = frame[frame["tags.eegphase.phase"] == "pipeline"]
@@ -73,4 +74,4 @@ def test_a_parallel_sweep_in_a_fresh_folder_loses_no_job(tmp_path):
     assert (
         len(frame) == 6 and (frame["status"] == "FINISHED").all()
     )  # each job: a pipeline and a finetune run
-    assert (data[0] / ".complete").exists()
+    assert (root / ".complete").exists()

@@ -8,9 +8,10 @@ import mlflow
 import optuna
 import pytest
 
+from cli_helpers import run_cli
 from eegphase.run import FAILED_TRIAL_SCORE
 
-from .conftest import run_cli
+from .conftest import BASELINE_C1
 
 LR = "phases.finetune.lr"
 
@@ -29,9 +30,23 @@ def _pipeline_runs(workdir):
 def search(sweep_data, tmp_path_factory):
     """Two trials, then a second invocation in the same folder asking for one more."""
     workdir = tmp_path_factory.mktemp("optuna")
-    run_cli(workdir, "hparams_search=optuna", "hydra.sweeper.n_trials=2", data=sweep_data, multirun=True)
+    run_cli(
+        workdir,
+        *BASELINE_C1,
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        **sweep_data,
+        multirun=True,
+    )
     after_first = [t.params[LR] for t in _study(workdir).trials]
-    run_cli(workdir, "hparams_search=optuna", "hydra.sweeper.n_trials=1", data=sweep_data, multirun=True)
+    run_cli(
+        workdir,
+        *BASELINE_C1,
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=1",
+        **sweep_data,
+        multirun=True,
+    )
     return workdir, after_first
 
 
@@ -70,8 +85,8 @@ def test_every_trial_is_an_mlflow_pipeline_run(search):
 def test_a_failing_trial_is_scored_and_the_search_goes_on(search, sweep_data):
     workdir, _ = search
     # A fixed lr of -1 makes the optimiser raise inside the fine-tuning phase.
-    proc = run_cli(workdir, "hparams_search=optuna", "hydra.sweeper.n_trials=1", f"{LR}=-1.0", data=sweep_data,
-                   multirun=True, check=False)  # fmt: skip
+    proc = run_cli(workdir, *BASELINE_C1, "hparams_search=optuna", "hydra.sweeper.n_trials=1", f"{LR}=-1.0",
+                   **sweep_data, multirun=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = _study(workdir).trials
     assert len(trials) == 4

@@ -5,12 +5,16 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from .conftest import run_cli
+from cli_helpers import run_cli
+
+from .conftest import BASELINE_C1
 
 
 @pytest.mark.slow  # the local launcher stays covered by the two-task DDP job below
 def test_submitit_local_launcher_runs_two_jobs_in_their_own_processes(sweep_data, tmp_path):
-    run_cli(tmp_path, "hydra/launcher=local", "seed=0,1", data=sweep_data, multirun=True, timeout=400)
+    run_cli(
+        tmp_path, *BASELINE_C1, "hydra/launcher=local", "seed=0,1", **sweep_data, multirun=True, timeout=400
+    )
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     frame = mlflow.search_runs(experiment_names=["eegphase"])
     parents = frame[frame["tags.eegphase.phase"] == "pipeline"]
@@ -25,9 +29,9 @@ def test_submitit_local_launcher_runs_two_jobs_in_their_own_processes(sweep_data
 def test_a_job_of_two_tasks_is_one_ddp_pipeline(sweep_data, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
-    run_cli(one, "phases.finetune.batch_size=8", data=sweep_data)
-    run_cli(two, "hydra/launcher=local", "hydra.launcher.tasks_per_node=2", "phases.finetune.batch_size=4",
-            data=sweep_data, multirun=True, timeout=400)  # fmt: skip
+    run_cli(one, *BASELINE_C1, "phases.finetune.batch_size=8", **sweep_data)
+    run_cli(two, *BASELINE_C1, "hydra/launcher=local", "hydra.launcher.tasks_per_node=2",
+            "phases.finetune.batch_size=4", **sweep_data, multirun=True, timeout=400)  # fmt: skip
     frames = {}
     for name, folder in (("one", one), ("two", two)):
         mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")

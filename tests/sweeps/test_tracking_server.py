@@ -16,7 +16,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from .conftest import run_cli
+from cli_helpers import run_cli
+
+from .conftest import BASELINE_C1
 
 # The server starts through eegphase.tracking.server (MLflow's CLI plus the SQLAlchemy 1.4 aliases it needs).
 STARTUP_S = 90
@@ -94,7 +96,7 @@ def test_pipeline_tracks_into_a_tracking_server(tracking_server, sweep_data, tmp
     uri, base = tracking_server
     # A one-job multirun: the experiment is created on the server by the multirun callback, then used.
     overrides = [f"tracking.uri={uri}", "tracking.experiment=served"]
-    run_cli(tmp_path, *overrides, data=sweep_data, multirun=True, env=CLIENT_ENV)
+    run_cli(tmp_path, *BASELINE_C1, *overrides, **sweep_data, multirun=True, env=CLIENT_ENV)
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
 
     client = MlflowClient(tracking_uri=uri)

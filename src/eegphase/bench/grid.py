@@ -1,11 +1,11 @@
 """``python -m eegphase.bench grid``: the ablation grid with phase reuse against the same grid without it.
 
-Both grids run the ablation grid of ``experiment=ablation`` (4 pipelines x 3 seeds) as real ``python -m
-eegphase.run -m`` subprocesses,
-on one tiny generated dataset and one shared, pre-built cache, each in a fresh folder with its own MLflow
-store. Phase lengths keep the proportions of real use (pretraining costs several times a fine-tuning).
-Reuse trains 2 pretrain and 2 contrastive phases where no reuse trains 9 and 6; the metrics of every cell
-must be identical.
+Both grids are ``python -m eegphase.run -m experiment=ablation debug=smoke`` (the grid of
+conf/experiment/ablation.yaml, each run shrunk by conf/debug/smoke.yaml), real subprocesses, each in a fresh
+folder with its own MLflow store; each generates the smoke dataset and prepares its cache there (the same
+work in both, inside the timing). Extra arguments are overrides for both grids, e.g. ablation's cheap switch
+``seed_all_phases=false split.seed=0``, under which upstream phases train once for all seeds. The metrics of
+every cell must be identical with and without reuse.
 """
 
 from __future__ import annotations
@@ -24,34 +24,27 @@ import mlflow
 
 from eegphase.bench import write_results
 from eegphase.config import CONF_DIR
-from eegphase.data.prepare_cache import prepare
-from eegphase.data.synthetic import generate_hbn
 
-# Real-use proportions on a CPU budget: pretraining ~ several fine-tunings, contrastive in between.
-GRID = [
-    "experiment=smoke",
-    "progress=false",
-    "hydra/job_logging=disabled",
-    "phases.pretrain.tokenizer_epochs=1",
-    "phases.pretrain.epochs=4",
-    "phases.pretrain.max_batches_per_epoch=8",
-    "phases.contrastive.epochs=2",
-    "phases.contrastive.max_batches_per_epoch=4",
-    "phases.finetune.epochs=2",
-    "phases.finetune.max_batches_per_epoch=3",
-]
+GRID = ["experiment=ablation", "debug=smoke", "progress=false", "hydra/job_logging=disabled"]
 METRICS = ("test_nrmse_c1", "test_nrmse_c2", "test_score")
-ABLATION_PIPELINES = "+pipeline=full,no_contrastive,no_aux,baseline"  # as conf/experiment/ablation.yaml
-ABLATION_SEEDS = "seed=0,1,2"
 
 
-def run_grid(folder: Path, data_root: Path, cache_dir: Path, reuse: bool) -> float:
+def grid_cells(*overrides: str) -> int:
+    """How many jobs the composed grid sweeps (the product of ``hydra.sweeper.params``' choices)."""
+    from hydra import compose, initialize_config_dir
+
+    from eegphase.pipeline.schema import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[*GRID, *overrides], return_hydra_config=True)
+    return math.prod(len(str(choices).split(",")) for choices in cfg.hydra.sweeper.params.values())
+
+
+def run_grid(folder: Path, reuse: bool, overrides: list[str]) -> float:
     """Wall seconds of one ablation multirun in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    # experiment=ablation's grid, spelled out: the smoke experiment (tiny data and model) takes the experiment slot
-    cmd = [sys.executable, "-m", "eegphase.run", "-m", ABLATION_PIPELINES, ABLATION_SEEDS, *GRID,
-           f"data.root={data_root}", "~data.generate", f"cache_dir={cache_dir}",
-           f"reuse={str(reuse).lower()}"]  # fmt: skip
+    cmd = [sys.executable, "-m", "eegphase.run", "-m", *GRID, f"reuse={str(reuse).lower()}", *overrides]
     env = {**os.environ, "EEGPHASE_CONF_DIR": str(CONF_DIR), "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=env)
@@ -83,25 +76,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep everything here instead of a temp folder"
     )
-    args = parser.parse_args(argv)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="eegphase-grid-"))
-    data = work / "hbn"
-    if not (data / ".complete").exists():
-        generate_hbn(data, releases=["R1", "R2"], subjects_per_release=6, fmt="bdf", duration_scale=0.05,
-                     ccd_trials_per_run=8, seed=0, progress=False)  # fmt: skip
-    cache = work / "cache"
-    # build the cache once, untimed: both grids then only train
-    prepare(
-        {"sources": {"hbn": {"kind": "hbn", "root": str(data)}}}, cache, modes=["pretrain"], progress=False
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides for both grids, e.g. seed_all_phases=false"
     )
+    args = parser.parse_args(argv)
+    cells = grid_cells(*args.overrides)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="eegphase-grid-"))
     with_reuse, without = work / "with-reuse", work / "without-reuse"
     for folder in (with_reuse, without):
         shutil.rmtree(folder, ignore_errors=True)
-    seconds_without = run_grid(without, data, cache, reuse=False)
-    seconds_with = run_grid(with_reuse, data, cache, reuse=True)
+    seconds_without = run_grid(without, reuse=False, overrides=args.overrides)
+    seconds_with = run_grid(with_reuse, reuse=True, overrides=args.overrides)
     a, b = cell_metrics(with_reuse), cell_metrics(without)
     identical = (
-        len(a) == 12
+        len(a) == cells
         and a.keys() == b.keys()
         and all(
             a[k][m] == b[k][m] or (math.isnan(a[k][m]) and math.isnan(b[k][m])) for k in a for m in METRICS
@@ -109,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     results = {
         "grid_cells": len(a),
+        "grid_overrides": " ".join([*GRID, *args.overrides]),
         "grid_seconds_with_reuse": seconds_with,
         "grid_seconds_without_reuse": seconds_without,
         "grid_reuse_time_ratio": seconds_with / seconds_without,
@@ -120,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{k}={v}" for k, v in sorted(trained_phases(without).items())
         ),
     }
-    print(f"ablation grid: {len(a)} cells (4 pipelines x 3 seeds)")
+    print(f"ablation grid: {len(a)} of {cells} cells ({results['grid_overrides']})")
     print(f"{'measurement':<40}{'value':>14}")
     print(f"{'wall s, reuse disabled':<40}{seconds_without:>14.1f}")
     print(f"{'wall s, reuse':<40}{seconds_with:>14.1f}")

@@ -71,15 +71,15 @@ def _plain(node) -> dict:
 
 
 def _check_generated_sources(cfg: DictConfig) -> None:
-    """``data.generate`` (experiment=smoke) makes synthetic data for sources of the data config only."""
+    """``data.generate`` (debug=smoke) makes synthetic data for sources of the data config only."""
     generate = cfg.data.get("generate") or {}
     sources = cfg.data.get("sources") or {}
     foreign = [name for name in generate if name not in sources]
     if foreign:
         data = cfg.data.get("name", "?")
         raise ValueError(
-            f"data.generate makes synthetic {foreign} data (experiment=smoke does) but data={data} has no "
-            f"such source (data.sources: {list(sources)}): run experiment=smoke with data=hbn, or keep "
+            f"data.generate makes synthetic {foreign} data (debug=smoke does) but data={data} has no "
+            f"such source (data.sources: {list(sources)}): run debug=smoke with data=hbn, or keep "
             f"data={data} and add ~data.generate to shrink a run on your own recordings"
         )
 
