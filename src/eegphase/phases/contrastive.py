@@ -70,11 +70,7 @@ def _pair_loader(ctx: PhaseContext, split: str, train: bool, max_batches: int | 
 
 
 def run(ctx: PhaseContext) -> PhaseOutput:
-    phase = ctx.phase_cfg
-    if not ctx.cfg.contrastive.enabled:
-        raise ValueError(
-            "the contrastive phase ran with contrastive=none; the pipeline should have skipped it"
-        )
+    phase = ctx.phase_cfg  # contrastive=none never gets here: pipeline.plan.pipeline_phases drops the phase
     seed_everything(ctx.seed)
     encoder = encoder_from_config(ctx.model_cfg)
     report = None

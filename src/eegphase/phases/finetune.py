@@ -145,11 +145,7 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     finished = stage_done(directory)
     if finished is not None:  # finished before an interruption of a later task
         return finished, directory / "best.pt"
-    kind = str(task.kind)
-    if kind not in ("regression", "classification"):
-        raise ValueError(
-            f"phases.finetune.tasks.{task_name}.kind must be regression or classification, got {kind!r}"
-        )
+    kind = str(task.kind)  # regression | classification (pipeline.plan.check_run_config checked it)
     target = target_column(task, load_windows(ctx.cache_dir, str(task.mode)).columns)
     targets = [target]
     crop = task.crop_s
@@ -337,9 +333,7 @@ def fit_head_only(
 
 
 def run(ctx: PhaseContext) -> PhaseOutput:
-    tasks = ctx.phase_cfg.tasks
-    if not tasks:
-        raise ValueError("phases.finetune.tasks is empty: name at least one task (e.g. challenge1)")
+    tasks = ctx.phase_cfg.tasks  # at least one, each typed and checked (pipeline.plan.check_run_config)
     metrics: dict[str, float] = {}
     files: dict[str, Path] = {}
     checkpoint = None
