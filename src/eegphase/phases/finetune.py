@@ -26,6 +26,7 @@ from torch import nn
 from eegphase.data.datasets import WindowDataset, load_windows
 from eegphase.data.readers.subjects import find_column
 from eegphase.data.windows import NAME_SUFFIX
+from eegphase.engine.checkpoint import save_checkpoint
 from eegphase.engine.loop import Trainer, move_to_device
 from eegphase.engine.seeding import seed_everything
 from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weights, set_requires_grad
@@ -40,7 +41,12 @@ from eegphase.objectives.metrics import (
     nrmse,
     predicted_class_share,
 )
-from eegphase.objectives.reference import fit_logistic_reference, fit_ridge_reference, window_features
+from eegphase.objectives.reference import (
+    fit_logistic_reference,
+    fit_ridge_reference,
+    spread_subset,
+    window_features,
+)
 from eegphase.objectives.regression import (
     CLASSIFICATION_LOSSES,
     balanced_class_weights,
@@ -58,10 +64,12 @@ from eegphase.phases.common import (
     stage_done,
 )
 from eegphase.phases.common import trainer_config as make_trainer_config
+from eegphase.phases.readout import refit_readout
 
 log = logging.getLogger(__name__)
 CHALLENGE_TASKS = {"challenge1": "c1", "challenge2": "c2"}
 GROUP_LEVELS = (("recording", "key"), ("subject", "subject"))  # metric suffix, windows column
+READOUT_CHECKPOINT = "readout/best.pt"  # the best epoch with its refitted last head layer (readout: refit)
 
 
 def metric_name(text: str) -> str:
@@ -144,7 +152,8 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     directory.mkdir(parents=True, exist_ok=True)
     finished = stage_done(directory)
     if finished is not None:  # finished before an interruption of a later task
-        return finished, directory / "best.pt"
+        refitted = directory / READOUT_CHECKPOINT
+        return finished, refitted if refitted.exists() else directory / "best.pt"
     kind = str(task.kind)  # regression | classification (pipeline.plan.check_run_config checked it)
     target = target_column(task, load_windows(ctx.cache_dir, str(task.mode)).columns)
     targets = [target]
@@ -216,6 +225,11 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
 
     best = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
     model.load_state_dict(best)
+    checkpoint = trainer.best_checkpoint
+    if phase.readout == "refit":
+        checkpoint = (
+            _refit_readout(ctx, model, kind, short, splits, n_outputs, directory, metrics) or checkpoint
+        )
     for split, data, data_loader in (("val", val_data, full_val), ("test", test_data, test)):
         # how many subjects a score rests on (a comparison between pipelines reports it)
         metrics[f"{split}_subjects_{short}"] = float(data.windows["subject"].nunique())
@@ -232,7 +246,45 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
         metrics.update(reference_scores(kind, short, splits, n_outputs, phase.get("reference_max_windows")))
     metrics[f"{label}_best_epoch"] = float(result.best_epoch or 0)
     mark_stage_done(ctx, directory, metrics)
-    return metrics, trainer.best_checkpoint
+    return metrics, checkpoint
+
+
+def _refit_readout(
+    ctx: PhaseContext,
+    model: nn.Module,
+    kind: str,
+    short: str,
+    splits: dict,
+    n_outputs: int,
+    directory: Path,
+    metrics,
+) -> Path | None:
+    """``readout: refit``: the last head layer refitted in closed form on centred crops of at most
+    ``readout_max_windows`` training windows (penalty tuned on as many validation windows); the checkpoint
+    holding it when it was kept (it scored better on validation than the trained layer), else None."""
+    phase = ctx.phase_cfg
+
+    def centred(data: WindowDataset):
+        rows = spread_subset(len(data), phase.readout_max_windows)
+        return loader(ctx, _with_windows(data, data.windows.iloc[rows], random_crop=False), 256, False)
+
+    scores, kept = refit_readout(
+        model.to(ctx.device),
+        kind,
+        short,
+        centred(splits["train"]),
+        centred(splits["val"]),
+        n_outputs,
+        ctx.device,
+    )
+    metrics.update(scores)
+    if not kept:
+        return None
+    path = directory / READOUT_CHECKPOINT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        save_checkpoint({"model": model.state_dict()}, path)
+    return path
 
 
 def class_names(datasets, target: str, n_classes: int) -> dict[str, str]:

@@ -39,6 +39,7 @@ NO_MOVIE_OPTIONS = (
     "the phase with contrastive=none (or +pipeline=no_contrastive / +pipeline=baseline)"
 )
 CLASS_WEIGHTS = ("balanced", "none")
+READOUTS = ("refit", "sgd")
 
 
 def pipeline_phases(cfg: DictConfig) -> list[str]:
@@ -188,6 +189,10 @@ def check_run_config(cfg: DictConfig) -> list[str]:
             raise ValueError(
                 f"phases.finetune.class_weights={cfg.phases.finetune.class_weights!r}; choose one of "
                 f"{CLASS_WEIGHTS}"
+            )
+        if cfg.phases.finetune.readout not in READOUTS:
+            raise ValueError(
+                f"phases.finetune.readout={cfg.phases.finetune.readout!r}; choose one of {READOUTS}"
             )
     _check_available_modes(cfg, phases)
     return phases

@@ -134,6 +134,8 @@ class FinetuneSchema:
     class_weights: str = MISSING  # classification: balanced (from the training split's counts) | none
     reference: bool = MISSING  # score a band-power linear model fitted on the same split beside each task
     reference_max_windows: int = MISSING  # training/validation windows its features come from (spread subset)
+    readout: str = MISSING  # refit: the last head layer refitted in closed form after training | sgd
+    readout_max_windows: int | None = MISSING  # training/validation windows the refit reads (spread subset)
     trainer: TrainerSchema = field(default_factory=TrainerSchema)  # conf/trainer/phase/inherit.yaml
 
 

@@ -1,0 +1,76 @@
+"""readout=refit: the last head layer refitted in closed form, kept only when it beats the trained one."""
+
+import numpy as np
+import torch
+from torch import nn
+
+from eegphase.models.heads import ClassificationHead, RegressionHead
+from eegphase.models.predictor import Predictor
+from eegphase.phases.readout import refit_readout
+
+
+def _batches(x: np.ndarray, y: np.ndarray, size: int = 64) -> list[dict[str, torch.Tensor]]:
+    return [
+        {"x": torch.as_tensor(x[i : i + size]), "y": torch.as_tensor(y[i : i + size, None])}
+        for i in range(0, len(x), size)
+    ]
+
+
+def _model(head: nn.Module, n_in: int = 12, width: int = 8) -> Predictor:
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(n_in, width), nn.Tanh())
+    encoder.embed_dim = width
+    model = Predictor(encoder, head)
+    nn.init.zeros_(model.head.net[-1].weight)  # the trained head at the trivial predictor
+    nn.init.zeros_(model.head.net[-1].bias)
+    return model
+
+
+def _features(model: Predictor, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.encoder(torch.as_tensor(x)).numpy()
+
+
+def test_regression_refit_reads_out_what_the_features_carry_and_the_model_predicts_with_it():
+    rng = np.random.default_rng(0)
+    model = _model(RegressionHead(8))
+    x = rng.standard_normal((900, 3, 4)).astype(np.float32)
+    w = rng.standard_normal(8)
+    y = (_features(model, x) @ w + 0.05 * rng.standard_normal(900)).astype(np.float32)
+    model.train()
+    model.head(model.encoder(torch.as_tensor(x[:600])))  # running statistics of the head's standardiser
+    scores, kept = refit_readout(
+        model,
+        "regression",
+        "t",
+        _batches(x[:600], y[:600]),
+        _batches(x[600:750], y[600:750]),
+        1,
+        torch.device("cpu"),
+    )
+    assert kept and scores["readout_refit_kept_t"] == 1.0
+    assert scores["val_nrmse_t_trained_head"] > 0.99  # zero weights: the mean
+    assert scores["val_nrmse_t_refit_head"] < 0.2
+    model.eval()
+    with torch.no_grad():
+        held_out = model(torch.as_tensor(x[750:])).squeeze(-1).numpy()
+    rmse = np.sqrt(np.mean((held_out - y[750:]) ** 2)) / y[750:].std()
+    assert rmse < 0.2  # the model itself now predicts with the refitted layer
+
+
+def test_classification_refit_is_kept_only_when_it_scores_better_on_validation():
+    rng = np.random.default_rng(1)
+    model = _model(ClassificationHead(8, 2))
+    x = rng.standard_normal((800, 3, 4)).astype(np.float32)
+    y = (_features(model, x)[:, 0] > np.median(_features(model, x)[:, 0])).astype(np.float32)
+    model.train()
+    model.head(model.encoder(torch.as_tensor(x[:600])))
+    train, val = _batches(x[:600], y[:600]), _batches(x[600:], y[600:])
+    scores, kept = refit_readout(model, "classification", "c", train, val, 2, torch.device("cpu"))
+    assert kept and scores["val_balanced_accuracy_c_refit_head"] > 0.9
+    assert scores["val_balanced_accuracy_c_trained_head"] == 0.5  # equal logits: one class
+    weights = model.head.net[-1].weight.detach().clone()
+    # now the layer is the refitted one: a second refit cannot beat it, so it is left as it is
+    scores, kept = refit_readout(model, "classification", "c", train, val, 2, torch.device("cpu"))
+    assert not kept and scores["readout_refit_kept_c"] == 0.0
+    assert torch.equal(model.head.net[-1].weight, weights)
