@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from cli_helpers import TINY, run_cli
 
@@ -56,6 +57,26 @@ def test_full_pipeline_tracks_every_phase(full_run):
     assert frame.set_index("run_id").loc[phases.loc["pretrain", "run_id"], "metrics.train/mem"] > 0
     contrastive = frame.set_index("run_id").loc[phases.loc["contrastive", "run_id"]]
     assert -1.0 <= contrastive["metrics.train/pos_similarity"] <= 1.0
+
+
+def test_phase_runs_list_their_windows_tables_and_the_ui_opens_on_them(full_run):
+    """Each phase run's Datasets: the windows tables it trained, validated (and finetune: tested) on; the
+    experiment is marked as model training, so MLflow's UI opens on these runs."""
+    frame = runs(full_run)
+    client = MlflowClient(f"sqlite:///{full_run / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("eegphase")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    parent = frame[frame["tags.eegphase.phase"] == "pipeline"].iloc[0]
+    for phase, run_id in _phase_runs(frame, parent["run_id"])["run_id"].items():
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        contexts = {i.dataset.name: {t.key: t.value for t in i.tags}["mlflow.data.context"] for i in inputs}
+        expected = (
+            {"training", "validation", "testing"} if phase == "finetune" else {"training", "validation"}
+        )
+        assert set(contexts.values()) == expected, (phase, contexts)
+        split = {"training": "train", "validation": "val", "testing": "test"}
+        assert all(name.endswith(f"-{split[context]}") for name, context in contexts.items()), contexts
+        assert all(json.loads(i.dataset.profile)["num_rows"] > 0 for i in inputs)
 
 
 def test_artifacts_are_checkpoints_plots_and_config(full_run):

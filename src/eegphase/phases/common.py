@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
-from eegphase.data.datasets import make_dataset
+from eegphase.data.datasets import WindowDataset, make_dataset
 from eegphase.data.splits import SplitConfig
 from eegphase.engine.distributed import dist_info
 from eegphase.engine.loop import TrainerConfig
@@ -36,6 +36,8 @@ class PhaseContext:
     device: torch.device
     log_metrics: LogFn = lambda metrics, step: None
     log_figure: Callable[[Any, str], None] = lambda figure, name: None
+    # (windows dataset, mode, split): records the windows table a phase trains or evaluates on
+    log_dataset: Callable[[WindowDataset, str, str | None], None] = lambda data, mode, split: None
 
     @property
     def is_main(self) -> bool:
@@ -92,11 +94,14 @@ class PhaseOutput:
     files: dict[str, Path] = field(default_factory=dict)  # extra artifacts: {artifact sub-folder: local path}
 
 
-def dataset(ctx: PhaseContext, mode: str, split: str | None, **kwargs) -> Dataset:
-    """A windows dataset of the cache, scaled to the model's input units."""
-    return make_dataset(
+def dataset(ctx: PhaseContext, mode: str, split: str | None, **kwargs) -> WindowDataset:
+    """A windows dataset of the cache, scaled to the model's input units; its windows table is logged as an
+    input of the phase's run."""
+    data = make_dataset(
         ctx.cache_dir, mode, split, ctx.split_cfg, scale=float(ctx.cfg.input_scale), seed=ctx.seed, **kwargs
     )
+    ctx.log_dataset(data, mode, split)
+    return data
 
 
 def loader(

@@ -21,6 +21,7 @@ import torch
 from mlflow.entities import Metric
 from omegaconf import DictConfig, OmegaConf
 
+from eegphase.data.datasets import WindowDataset, windows_path
 from eegphase.data.prepare_cache import prepare_from_config
 from eegphase.engine.distributed import barrier, broadcast_from_main, dist_info, resolve_device
 from eegphase.engine.errors import CheckpointError
@@ -248,6 +249,7 @@ def _train_phase(
         device=device,
         log_metrics=lambda metrics, step: tracker.log_metrics(run_id, metrics, step),
         log_figure=lambda figure, path: _log_figure(tracker, run_id, figure, path),
+        log_dataset=lambda data, mode, split: log_windows(tracker, run_id, cfg, data, mode, split),
     )
     try:
         output = PHASE_RUNNERS[phase](ctx)
@@ -270,6 +272,23 @@ def _log_figure(tracker: Tracker | RankZeroTracker, run_id: str, figure, path: s
 
     tracker.log_figure(run_id, figure, path)
     plt.close(figure)
+
+
+DATASET_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+
+
+def log_windows(
+    tracker: Tracker | RankZeroTracker, run_id: str, cfg: DictConfig, data: WindowDataset, mode: str, split
+) -> None:
+    """Log the windows table (one row per window, not the EEG) as a dataset input named ``<mode>-<split>``."""
+    tracker.log_dataset(
+        run_id,
+        data.windows,
+        name=f"{mode}-{split or 'all'}",
+        context=DATASET_CONTEXTS.get(split, split or "all"),
+        source=windows_path(cfg.cache_dir, mode).resolve(),
+        targets=data.targets[0] if len(data.targets) == 1 else None,
+    )
 
 
 def _finite(value) -> bool:

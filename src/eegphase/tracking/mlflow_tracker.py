@@ -21,6 +21,7 @@ import re
 import socket
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,13 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import mlflow
-from mlflow.entities import Metric, Run, RunStatus
+import mlflow.data
+import pandas as pd
+from mlflow.data.sources import LocalArtifactDatasetSource
+from mlflow.entities import DatasetInput, InputTag, Metric, Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from eegphase.locks import file_lock, is_held, lease
 
@@ -48,6 +53,10 @@ TAG_RESUMED = "eegphase.resumed_from"
 TAG_LEASE = "eegphase.lease"
 TAG_HOST = "eegphase.host"
 TAG_PID = "eegphase.pid"
+# The experiment tag MLflow 3's UI reads to open an experiment on its model-training view (runs, metrics,
+# datasets) rather than its GenAI view (traces, which this project has none of).
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 RUNS_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})/(?P<path>.+)$")
 MAX_PARAM_LENGTH = 6000
@@ -137,19 +146,23 @@ class Tracker:
             self.experiment_id = self.ensure_experiment()
 
     def ensure_experiment(self) -> str:
-        """Create the experiment if needed (safe when several processes race to do it)."""
+        """Create the experiment if needed (safe when several processes race to do it), marked as model
+        training for the UI; an experiment made before that mark gets it, one a user marked keeps theirs."""
         found = self.client.get_experiment_by_name(self.experiment_name)
-        if found is not None:
-            return found.experiment_id
-        try:
-            return self.client.create_experiment(
-                self.experiment_name, artifact_location=self.artifact_location
-            )
-        except MlflowException:
-            found = self.client.get_experiment_by_name(self.experiment_name)
-            if found is None:
-                raise
-            return found.experiment_id
+        if found is None:
+            try:
+                return self.client.create_experiment(
+                    self.experiment_name,
+                    artifact_location=self.artifact_location,
+                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND},
+                )
+            except MlflowException:
+                found = self.client.get_experiment_by_name(self.experiment_name)
+                if found is None:
+                    raise
+        if TAG_EXPERIMENT_KIND not in found.tags:
+            self.client.set_experiment_tag(found.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
+        return found.experiment_id
 
     # ------------------------------------------------------------------ runs
     @contextlib.contextmanager
@@ -209,6 +222,25 @@ class Tracker:
 
     def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
         self.client.log_figure(run_id, figure, artifact_file)
+
+    def log_dataset(
+        self,
+        run_id: str,
+        table: pd.DataFrame,
+        name: str,
+        context: str,
+        source: str | Path,
+        targets: str | None = None,
+    ) -> None:
+        """Record ``table`` as an input of the run (what ``mlflow.log_input`` does, by run id): the run's
+        Datasets list shows its name, context, source, digest, schema and row count; the rows are not stored."""
+        with warnings.catch_warnings():  # (the schema, inferred here) a hint about models, not about tables
+            warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer column", UserWarning)
+            entity = mlflow.data.from_pandas(
+                table, source=LocalArtifactDatasetSource(str(source)), name=name, targets=targets
+            )._to_mlflow_entity()
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+        self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags)])
 
     def get_run(self, run_id: str) -> Run:
         try:

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from mlflow.entities import Run
 
 from eegphase.engine.distributed import broadcast_from_main, dist_info
@@ -55,6 +56,18 @@ class RankZeroTracker:
     def copy_history(self, sources: list[str], run_id: str) -> None:
         if self.tracker is not None:
             self.tracker.copy_history(sources, run_id)
+
+    def log_dataset(
+        self,
+        run_id: str,
+        table: pd.DataFrame,
+        name: str,
+        context: str,
+        source: str | Path,
+        targets: str | None = None,
+    ) -> None:
+        if self.tracker is not None:
+            self.tracker.log_dataset(run_id, table, name, context, source, targets)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         if self.tracker is not None:

@@ -1,0 +1,84 @@
+"""What a user sees in MLflow's UI: an experiment marked as model training, and each phase's windows tables
+listed as its run's datasets (real SQLite store, real prepared cache)."""
+
+from __future__ import annotations
+
+import json
+
+import mne
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from eegphase.data.prepare_cache import prepare
+from eegphase.data.synthetic import generate_hbn
+from eegphase.phases.common import PhaseContext, dataset
+from eegphase.pipeline.runner import log_windows
+from eegphase.tracking.mlflow_tracker import EXPERIMENT_KIND, TAG_EXPERIMENT_KIND, Tracker
+
+mne.set_log_level("ERROR")
+
+
+def test_new_experiment_opens_on_model_training(tmp_path):
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "eegphase")
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND == "custom_model_development"
+
+
+def test_older_experiment_gets_the_kind_and_a_users_choice_stays(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    older = client.create_experiment("older")
+    chosen = client.create_experiment("chosen", tags={TAG_EXPERIMENT_KIND: "genai_development"})
+    assert Tracker(uri, "older").experiment_id == older
+    assert Tracker(uri, "chosen").experiment_id == chosen
+    assert client.get_experiment(older).tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND
+    assert client.get_experiment(chosen).tags[TAG_EXPERIMENT_KIND] == "genai_development"
+
+
+@pytest.fixture(scope="module")
+def challenge1_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tracking-data")
+    hbn = generate_hbn(root / "hbn", releases=["R1"], subjects_per_release=6, fmt="bdf", duration_scale=0.05,
+                       ccd_trials_per_run=6, seed=0, progress=False)  # fmt: skip
+    cache = root / "cache"
+    data_cfg = {"name": "hbn", "sources": {"hbn": {"kind": "hbn", "root": str(hbn)}}, "modes": ["challenge1"]}
+    prepare(data_cfg, cache, modes=["challenge1"], progress=False)
+    return cache
+
+
+@pytest.mark.filterwarnings("error::UserWarning")  # no model-schema hints about a table's integer columns
+def test_phase_windows_tables_are_the_runs_datasets(tmp_path, challenge1_cache):
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "eegphase")
+    cfg = OmegaConf.create({"cache_dir": str(challenge1_cache), "split": {}, "input_scale": 1.0})
+    with tracker.run("finetune", {}) as run_id:
+        ctx = PhaseContext(
+            cfg=cfg,
+            name="finetune",
+            seed=0,
+            work_dir=tmp_path,
+            init_from=None,
+            device=torch.device("cpu"),
+            log_dataset=lambda data, mode, split: log_windows(tracker, run_id, cfg, data, mode, split),
+        )
+        splits = {split: dataset(ctx, "challenge1", split) for split in ("train", "val", "test")}
+
+    inputs = tracker.client.get_run(run_id).inputs.dataset_inputs
+    logged = {i.dataset.name: i for i in inputs}
+    assert sorted(logged) == ["challenge1-test", "challenge1-train", "challenge1-val"]
+    contexts = {name: {t.key: t.value for t in i.tags}["mlflow.data.context"] for name, i in logged.items()}
+    assert contexts == {
+        "challenge1-train": "training",
+        "challenge1-val": "validation",
+        "challenge1-test": "testing",
+    }
+    table = (challenge1_cache / "windows-challenge1.parquet").resolve()
+    for split, data in splits.items():
+        entity = logged[f"challenge1-{split}"].dataset
+        assert entity.source_type == "local" and json.loads(entity.source)["uri"] == str(table)
+        # the windows table (its digest, schema and row count), not the EEG
+        assert json.loads(entity.profile)["num_rows"] == len(data.windows) > 0
+        columns = [column["name"] for column in json.loads(entity.schema)["mlflow_colspec"]]
+        assert columns == list(data.windows.columns)
+    assert len({i.dataset.digest for i in inputs}) == 3  # three different tables
