@@ -78,6 +78,7 @@ def main(cfg: DictConfig) -> float:
     table = "  ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test_"))
     if dist_info().is_main:
         print(f"pipeline {cfg.pipeline.name} seed {cfg.seed}: {table}  (MLflow run {result.parent_run_id})")
+        print(f"  in the MLflow UI: {result.ui_link}")
     if not math.isfinite(score):
         return FAILED_TRIAL_SCORE
     return score

@@ -15,7 +15,7 @@ from eegphase.data.prepare_cache import prepare
 from eegphase.data.synthetic import generate_hbn
 from eegphase.phases.common import PhaseContext, dataset
 from eegphase.pipeline.runner import log_windows
-from eegphase.tracking.mlflow_tracker import EXPERIMENT_KIND, TAG_EXPERIMENT_KIND, Tracker
+from eegphase.tracking.mlflow_tracker import EXPERIMENT_KIND, TAG_EXPERIMENT_KIND, Tracker, ui_link
 
 mne.set_log_level("ERROR")
 
@@ -24,6 +24,18 @@ def test_new_experiment_opens_on_model_training(tmp_path):
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "eegphase")
     experiment = tracker.client.get_experiment(tracker.experiment_id)
     assert experiment.tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND == "custom_model_development"
+
+
+def test_ui_links_open_the_model_training_view():
+    """MLflow 3.17's UI ignores the tag when it picks its view: the link names it (checked in headless
+    chromium: without the parameter the experiment opens on the GenAI overview, with it on Runs)."""
+    assert (
+        ui_link("sqlite:///mlflow.db", "1")
+        == "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
+    )
+    assert ui_link("http://mlflow-host:5000/", "3", "ab" * 16) == (
+        f"http://mlflow-host:5000/#/experiments/3/runs/{'ab' * 16}?workflowType=machine_learning"
+    )
 
 
 def test_older_experiment_gets_the_kind_and_a_users_choice_stays(tmp_path):

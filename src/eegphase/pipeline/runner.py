@@ -41,6 +41,7 @@ from eegphase.tracking.mlflow_tracker import (
     TAG_REUSED,
     Tracker,
     local_store_folders,
+    ui_link,
 )
 from eegphase.tracking.rank_zero import RankZeroTracker
 
@@ -58,6 +59,7 @@ COMPLETE_MARKER = "phase-complete"  # in a phase's work folder: its checkpoints 
 @dataclass
 class PipelineResult:
     parent_run_id: str
+    ui_link: str = ""  # the pipeline run on the MLflow UI's model-training view
     phase_runs: dict[str, str] = field(default_factory=dict)  # phase -> run id of the run holding its weights
     reused: dict[str, bool] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -110,7 +112,7 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
         tracker.log_text(parent, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         if manifest is not None:  # each dataset's channel set as prepare chose it (cache_dir/channels.json)
             tracker.log_text(parent, json.dumps(manifest.channels, indent=1, sort_keys=True), "channels.json")
-        result = PipelineResult(parent_run_id=parent)
+        result = PipelineResult(parent, ui_link(cfg.tracking.uri, tracker.experiment_id, parent))
         upstream_fp: str | None = None
         upstream_uri: str | None = None
         for phase in phases:

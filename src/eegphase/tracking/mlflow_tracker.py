@@ -62,6 +62,20 @@ RUNS_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})/(?P<path>.+)$")
 MAX_PARAM_LENGTH = 6000
 
 
+LOCAL_UI = "http://127.0.0.1:5000"  # where ``make ui`` serves a local store
+
+
+def ui_link(tracking_uri: str, experiment_id: str, run_id: str | None = None) -> str:
+    """A link that opens the experiment (or one run) on the MLflow UI's model-training view.
+
+    MLflow 3.17's UI picks GenAI or model training from a ``workflowType`` URL parameter (else the browser's
+    last choice, GenAI by default), not from the experiment's ``mlflow.experimentKind`` tag.
+    """
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
+    page = f"experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{base}/#/{page}?workflowType=machine_learning"
+
+
 class TrackingError(Exception):
     """A tracking problem the user can act on (bad URI, unknown run, missing artifact)."""
 

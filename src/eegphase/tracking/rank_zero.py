@@ -25,7 +25,8 @@ class RankZeroTracker:
     def __init__(self, tracking_uri: str, experiment: str, artifact_location: str | None = None):
         self.is_main = dist_info().is_main
         self.tracker = Tracker(tracking_uri, experiment, artifact_location) if self.is_main else None
-        broadcast_from_main(None)  # the experiment exists before any rank goes on
+        # the experiment exists before any rank goes on
+        self.experiment_id = broadcast_from_main(self.tracker.experiment_id if self.tracker else None)
 
     @contextlib.contextmanager
     def run(self, name: str, tags: Mapping[str, str], parent_run_id: str | None = None) -> Iterator[str]:
