@@ -109,3 +109,23 @@ def test_patch_spectrum_lets_amplitude_reach_the_tokens(spectrum):
         tokens, louder = model.patch_embed(model.patchify(x)), model.patch_embed(model.patchify(2 * x))
     gap = (tokens - louder).norm() / tokens.norm()
     assert (gap > 0.05) if spectrum else (gap < 1e-3), float(gap)
+
+
+def test_electrode_pooling_starts_as_the_mean_and_follows_electrodes_not_positions():
+    torch.manual_seed(0)
+    kw = dict(n_chans=6, n_times=200, embed_dim=32, depth=2, num_heads=4)
+    mean_model, electrode_model = LaBraM(**kw), LaBraM(**kw, pooling="electrode")
+    electrode_model.load_state_dict(mean_model.state_dict(), strict=False)  # all but pool_weights
+    x = torch.randn(3, 6, 200)
+    torch.testing.assert_close(electrode_model(x), mean_model(x), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():  # electrode 2 counts three times as much as the others
+        electrode_model.pool_weights[2] *= 3.0
+    order = torch.tensor([4, 2, 0, 5, 1, 3])
+    plain = electrode_model(x)
+    permuted = electrode_model(x[:, order], ch_idx=order)
+    torch.testing.assert_close(permuted, plain, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(plain, mean_model(x), atol=1e-4)
+    plain.sum().backward()
+    assert electrode_model.pool_weights.grad is not None
+    assert electrode_model.pool_weights.grad[2].abs().sum() > 0
+    assert electrode_model.pool_weights.grad[6:].abs().sum() == 0  # electrodes not in the input

@@ -150,12 +150,18 @@ def loader(
 
 
 def trainer_config(
-    ctx: PhaseContext, checkpoint_dir: Path, monitor: str | None = "val/loss", **overrides: Any
+    ctx: PhaseContext,
+    checkpoint_dir: Path,
+    monitor: str | None = "val/loss",
+    use_layer_decay: bool = True,
+    **overrides: Any,
 ) -> TrainerConfig:
     """The engine's config: this phase's ``trainer`` settings as they are, and the phase's lr, weight decay,
-    warmup and patience; ``overrides`` set any other TrainerConfig field."""
+    layer decay (unless ``use_layer_decay`` is false), warmup and patience; ``overrides`` set any other
+    TrainerConfig field."""
     engine = {key: value for key, value in ctx.trainer_cfg.items() if key not in LOADER_KEYS}
     phase = ctx.phase_cfg
+    layer_decay = phase.get("layer_decay") if use_layer_decay else None
     return TrainerConfig(
         **engine,
         monitor=monitor,
@@ -163,7 +169,7 @@ def trainer_config(
         checkpoint_dir=str(checkpoint_dir),
         progress=bool(ctx.cfg.progress),
         optimizer=OptimizerConfig(
-            lr=float(phase.lr), weight_decay=float(phase.weight_decay), layer_decay=phase.get("layer_decay")
+            lr=float(phase.lr), weight_decay=float(phase.weight_decay), layer_decay=layer_decay
         ),
         schedule=ScheduleConfig(warmup_epochs=float(phase.warmup_epochs)),
         **overrides,

@@ -2,10 +2,12 @@
 
 With upstream weights the encoder starts from them and the head first learns alone on the frozen encoder for
 ``freeze_epochs`` epochs; then the whole model trains end to end for ``epochs`` epochs, on a schedule of its
-own, exactly as long as a from-scratch model trains (a fair comparison). LaBraM models fine-tune with
-layer-wise lr decay (``model.finetune_layer_decay``). The best epoch by validation loss is scored on the val and
-test subjects: NRMSE per window and per subject (regression), balanced accuracy per window, recording and subject
-and AUROC (classification), and the overall score 0.3 * C1 + 0.7 * C2. Beside each task's scores, in the same run:
+own, exactly as long as a from-scratch model trains (a fair comparison). An initialised LaBraM fine-tunes with
+layer-wise lr decay (``model.finetune_layer_decay``); a from-scratch one without (``layer_decay_from_scratch``).
+The best epoch by validation loss, its last head layer refitted in closed form when that scores better on
+validation (``readout: refit``, see ``phases.readout``), is scored on the val and test subjects: NRMSE per
+window and per subject (regression), balanced accuracy per window, recording and subject and AUROC
+(classification), and the overall score 0.3 * C1 + 0.7 * C2. Beside each task's scores, in the same run:
 a trivial predictor (the training mean; the majority class), the share of the most predicted class, and a
 band-power linear reference fitted on the same training split (``reference``). Classification weighs the
 cross-entropy by the training split's class counts (``class_weights: balanced``).
@@ -27,7 +29,7 @@ from eegphase.data.datasets import WindowDataset, load_windows
 from eegphase.data.readers.subjects import find_column
 from eegphase.data.windows import NAME_SUFFIX
 from eegphase.engine.checkpoint import save_checkpoint
-from eegphase.engine.loop import Trainer, move_to_device
+from eegphase.engine.loop import Trainer, TrainerConfig, move_to_device
 from eegphase.engine.seeding import seed_everything
 from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weights, set_requires_grad
 from eegphase.models.predictor import build_predictor
@@ -216,7 +218,7 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     trainer = Trainer(
         model,
         step,
-        make_trainer_config(ctx, directory),
+        end_to_end_trainer_config(ctx, directory),
         on_log=ctx.prefixed_log(f"{label}/"),
         device=ctx.device,
     )
@@ -247,6 +249,14 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     metrics[f"{label}_best_epoch"] = float(result.best_epoch or 0)
     mark_stage_done(ctx, directory, metrics)
     return metrics, checkpoint
+
+
+def end_to_end_trainer_config(ctx: PhaseContext, directory: Path) -> TrainerConfig:
+    """The end-to-end stage's engine config. Layer decay keeps what pretraining put in the lower blocks; a
+    from-scratch encoder has nothing to keep, and decayed rates starve its patch embedding, so it trains
+    without unless ``layer_decay_from_scratch`` (see conf/phase/finetune.yaml for what that cost)."""
+    decay = ctx.init_from is not None or bool(ctx.phase_cfg.layer_decay_from_scratch)
+    return make_trainer_config(ctx, directory, use_layer_decay=decay)
 
 
 def _refit_readout(

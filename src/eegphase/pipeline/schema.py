@@ -128,6 +128,7 @@ class FinetuneSchema:
     weight_decay: float = MISSING
     warmup_epochs: float = MISSING
     layer_decay: float | None = MISSING
+    layer_decay_from_scratch: bool = MISSING  # also decay a from-scratch encoder's lower layers
     patience: int | None = MISSING
     seed: int = MISSING
     init_from: str | None = MISSING
