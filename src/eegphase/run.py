@@ -38,7 +38,8 @@ def _terminate(signum, frame):  # SIGTERM (e.g. SLURM preemption) ends runs as K
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-COMPANION_SUFFIXES = ("_subject", "_recording", "_trivial", "_reference")  # logged beside a task's own score
+# logged beside a task's own score (the last two by readout=refit: phases/readout.py)
+COMPANION_SUFFIXES = ("_subject", "_recording", "_trivial", "_reference", "_trained_head", "_refit_head")
 
 
 def objective(metrics: dict[str, float]) -> float:

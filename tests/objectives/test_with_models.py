@@ -50,7 +50,7 @@ def test_auxiliary_objective_on_auxiliary_heads_with_missing_targets():
     )  # fmt: skip
     nan = float("nan")
     y = torch.tensor([[0.2, nan, 0.0], [nan, nan, 1.0], [-0.1, nan, nan], [0.4, nan, 1.0]])
-    losses = objective(heads, z, y)
+    losses = objective.losses(heads(z), y)
     sum(losses.values()).backward()
     assert losses["aux_age"].item() == 0.0
     assert all(torch.isfinite(p.grad).all() for p in heads.parameters() if p.grad is not None)

@@ -176,3 +176,5 @@ def test_a_sweep_minimises_the_tasks_own_scores_not_their_companions():
     label = {"val_balanced_accuracy_label": 0.7, "val_balanced_accuracy_label_trivial": 0.5}
     assert objective(label) == pytest.approx(0.3)
     assert objective({"val_score": 1.2, "val_nrmse_c1": 0.5}) == 1.2
+    readout = {"val_nrmse_c1": 0.8, "val_nrmse_c1_trained_head": 0.9, "val_nrmse_c1_refit_head": 0.8}
+    assert objective(readout) == 0.8  # readout=refit's comparison is no score of its own

@@ -404,8 +404,9 @@ def run(ctx: PhaseContext) -> PhaseOutput:
         metrics.update(task_metrics)
         label = task_names(name, task)[0]
         files[f"checkpoints/{label}"] = best
-        if (best.parent / "classes.json").exists():  # class code -> name of a classification task
-            files[f"classes/{label}"] = best.parent / "classes.json"
+        classes = ctx.work_dir / label / "classes.json"  # class code -> name of a classification task
+        if classes.exists():
+            files[f"classes/{label}"] = classes
         checkpoint = checkpoint or best
     for split in ("val", "test"):
         c1, c2 = metrics.get(f"{split}_nrmse_c1"), metrics.get(f"{split}_nrmse_c2")
