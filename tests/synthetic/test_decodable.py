@@ -61,7 +61,7 @@ def test_make_run_baseline_beats_the_mean_predictor_on_both_challenges(default_d
     """`make run`'s baseline at its default budget, through the real CLI: below the training mean's test NRMSE
     on challenge 1 and on challenge 2 (measured at seed 0: 0.970 / 0.972 against 1.029 / 1.023)."""
     root, cache, _ = default_data
-    cmd = [sys.executable, "-m", "eegphase.run", "+pipeline=baseline", f"data.root={root}", "~data.generate",
+    cmd = [sys.executable, "-m", "eegphase.run", "+pipeline=baseline", f"data.root={root}",
            f"cache_dir={cache}", "progress=false", "hydra/job_logging=disabled"]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1800, env=env)
