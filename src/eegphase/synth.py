@@ -10,10 +10,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from eegphase.config import CONF_DIR
 from eegphase.data.synthetic import generate_hbn, generate_tuh
 
 DEFAULT_HBN_SCALE = 0.08  # conf/synth.yaml: duration_scale=null
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def run(cfg: DictConfig) -> Path:
@@ -45,7 +45,7 @@ def run(cfg: DictConfig) -> Path:
     raise ValueError(f"mode={cfg.mode!r} is not supported; use 'hbn' or 'tuh'")
 
 
-@hydra.main(config_path=CONF_DIR, config_name="synth", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="synth", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     out = run(cfg)
     print(f"wrote {out}")
