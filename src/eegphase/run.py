@@ -112,9 +112,14 @@ def torchrun_argv(argv: list[str]) -> list[str]:
     return [argv[0], *args, *extra]
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``eegphase-run`` console script and ``python -m eegphase.run``: ``main`` with torchrun's argv."""
     sys.argv = torchrun_argv(sys.argv)
     try:
-        sys.exit(main())
+        main()
     finally:
         cleanup_distributed()
+
+
+if __name__ == "__main__":
+    cli()
