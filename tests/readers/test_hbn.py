@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from eegphase.data.readers import HbnReader, make_reader
-from eegphase.data.readers.hbn import infer_release, parse_bids_eeg_name
+from eegphase.data.readers.hbn import infer_release
 from eegphase.data.recording import EVENT_COLUMNS, SUBJECT_COLUMNS, RecordingError, SubjectTableError
 
 
@@ -183,9 +183,14 @@ def test_same_recording_in_two_formats_is_listed_once(hbn_root):
     assert sum(r.subject == "NDARBB222BBB" for r in refs) == 1
 
 
-def test_parse_bids_name_with_session():
-    from pathlib import Path
-
-    entities = parse_bids_eeg_name(Path("sub-NDARAB793GL3_ses-01_task-surroundSupp_run-2_eeg.set"))
-    assert entities == {"subject": "NDARAB793GL3", "session": "01", "task": "surroundSupp", "run": "2"}
-    assert parse_bids_eeg_name(Path("notes_eeg.set")) is None
+def test_discover_reads_session_and_run_entities_and_skips_non_bids_names(hbn_root, eeg_files):
+    eeg = hbn_root / "sub-NDARBB222BBB" / "ses-01" / "eeg"
+    raw = eeg_files.random_raw(eeg_files.HBN_NAMES, 100.0, 2.0)
+    eeg_files.write_recording(eeg / "sub-NDARBB222BBB_ses-01_task-surroundSupp_run-2_eeg.bdf", raw)
+    eeg_files.write_recording(eeg / "notes_eeg.bdf", raw)  # not sub-*_task-*: not a recording
+    eeg_files.write_recording(eeg / "sub-NDARBB222BBB_ses-01_eeg.bdf", raw)  # no task entity: skipped
+    refs = HbnReader(hbn_root).discover()
+    assert [(r.subject, r.session, r.task, r.run) for r in refs if r.session] == [
+        ("NDARBB222BBB", "01", "surroundSupp", 2)
+    ]
+    assert len(refs) == 4

@@ -64,13 +64,16 @@ def _file_identity(path: Path) -> dict:
 
 
 def source_identity(ref: RecordingRef) -> list[dict]:
-    """Identity of every file a recording is read from (EEGLAB's .fdt and the events file included)."""
+    """Identity of every file a recording is read from (EEGLAB's .fdt, the events file and a channels.tsv
+    marking bad channels included)."""
     files = [ref.path]
     fdt = ref.path.with_suffix(".fdt")
     if ref.path.suffix == ".set" and fdt.exists():
         files.append(fdt)
     if ref.events_path is not None and ref.events_path.exists():
         files.append(ref.events_path)
+    if ref.channels_path is not None and ref.channels_path.exists():  # set only when it marks bad channels
+        files.append(ref.channels_path)
     return [_file_identity(f) for f in files]
 
 

@@ -9,12 +9,14 @@ filter-then-resample up to the anti-alias filter's shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import mne
 import numpy as np
 import pandas as pd
 import scipy.signal
 
-from eegphase.data.readers.quality import check_signal_quality
+from eegphase.data.readers.quality import check_signal_quality, interpolation_matrix
 from eegphase.data.recording import LoadedRecording, RecordingError
 from eegphase.data.resample import fir_filter, rational_ratio, resample_poly
 
@@ -97,6 +99,41 @@ def _filter(data: np.ndarray, sfreq: float, cfg: PreprocessConfig) -> np.ndarray
     return fir_filter(data, sfreq, l_freq, h_freq)
 
 
+def _repair_marked(
+    data: np.ndarray,
+    info: mne.Info,
+    ch_names: list[str],
+    marked: list[str],
+    unusable: list[str],
+    path: Path,
+    cfg: PreprocessConfig,
+    notes: list[str],
+) -> list[int]:
+    """Interpolate, in place, the channels the dataset marks bad (``info['bads']``) from the usable ones;
+    zero them when positions are unknown. Returns the rows zeroed (left out of an average reference)."""
+    n_bad = len(marked) + len(unusable)
+    if n_bad > cfg.max_bad_channel_fraction * len(ch_names):
+        raise RecordingError(
+            path,
+            f"{n_bad} of {len(ch_names)} channels are unusable ({len(marked)} marked bad in channels.tsv, "
+            f"{len(unusable)} NaN/flat)",
+        )
+    rows = [ch_names.index(name) for name in marked]
+    sources = [name for name in ch_names if name not in marked and name not in unusable]
+    weights = interpolation_matrix(info, marked, sources)
+    if weights is None:
+        data[rows] = 0.0
+        notes.append(
+            f"zeroed {len(marked)} channel(s) marked bad (no electrode positions): {', '.join(marked)}"
+        )
+        return rows
+    full = np.zeros((len(marked), len(ch_names)), dtype=np.float32)  # zero weight on non-sources: no copy
+    full[:, [ch_names.index(name) for name in sources]] = weights
+    data[rows] = full @ data
+    notes.append(f"interpolated {len(marked)} channel(s) marked bad: {', '.join(marked)}")
+    return []
+
+
 def preprocess(recording: LoadedRecording, cfg: PreprocessConfig) -> PreprocessedRecording:
     """Load samples, repair or refuse bad channels, re-reference, resample, filter, scale to float32."""
     raw = recording.raw
@@ -126,6 +163,10 @@ def preprocess(recording: LoadedRecording, cfg: PreprocessConfig) -> Preprocesse
         data[bad] = 0.0  # zero bad channels: keeps the layout; reference and filters see no NaN
     if reported:
         notes.append(f"zeroed {len(reported)} NaN/flat channel(s): {', '.join(reported)}")
+    marked = [name for name in raw.info["bads"] if name in ch_names and name not in bad_names]
+    if marked:
+        bad += _repair_marked(data, raw.info, ch_names, marked, bad_names, path, cfg, notes)
+        reported += marked
     if cfg.reference == "average":
         good = np.setdiff1d(np.arange(len(ch_names)), bad)
         data = data - data[good].mean(axis=0, keepdims=True)

@@ -59,6 +59,9 @@ class RecordingRef:
     session: str | None = None
     label: str | None = None
     events_path: Path | None = None
+    # the BIDS channels.tsv, only when it marks channels bad (status=bad): loading puts them in info['bads'],
+    # and the cache key includes the file, so recordings without bad channels keep their keys
+    channels_path: Path | None = None
 
     @property
     def name(self) -> str:

@@ -4,6 +4,8 @@ File -> subject is decided by ``subject_pattern`` (a regex with a named group ``
 path relative to ``root``; the default takes a BIDS ``sub-<id>`` and falls back to the file stem).
 Files the pattern does not match are skipped and listed in ``reader.skipped`` (with a logged warning);
 ``on_unmatched='error'`` makes them fatal instead. Finding no recording at all is always an error.
+A BIDS ``<name>_eeg.<ext>`` file's ``<name>_channels.tsv`` that marks channels bad (status=bad) puts them,
+under their normalised names, in ``raw.info['bads']``.
 
 Channels: ``channels`` ('common', 'all' or a list of names) and ``missing_channels`` ('skip' or 'pad') decide
 one channel set for the whole folder; ``select_channels`` settles it from the headers before the build loads
@@ -21,6 +23,7 @@ import mne
 import numpy as np
 import pandas as pd
 
+from eegphase.data.readers.bids import mark_bad_channels, sibling_channels_tsv, sidecar_to_read
 from eegphase.data.readers.channel_set import (
     ChannelSelection,
     check_missing_channels,
@@ -143,6 +146,7 @@ class FolderReader:
                     session=_search(_BIDS_SESSION, path.name, "session"),
                     label=label,
                     events_path=events_path if events_path is not None and events_path.is_file() else None,
+                    channels_path=sidecar_to_read(sibling_channels_tsv(path)),
                 )
             )
         if not refs:
@@ -234,6 +238,7 @@ class FolderReader:
             notes.append(
                 f"no montage set: {len(unknown)} channels without a known position, e.g. {unknown[:3]}"
             )
+        notes += mark_bad_channels(raw, ref.channels_path, kept)  # BIDS channels.tsv status=bad
         return LoadedRecording(
             ref=ref, raw=raw, events=events, notes=notes + event_notes, padded_channels=missing
         )

@@ -1,5 +1,8 @@
 """HBN-EEG in BIDS: ``sub-<ID>/eeg/sub-<ID>_task-<Task>[_run-<n>]_eeg.(set|bdf)`` plus participants.tsv.
 
+Files and their entities are found with mne-bids; channels the recording's channels.tsv marks bad
+(status=bad) go into ``raw.info['bads']``.
+
 Reads the original releases (EEGLAB .set + .fdt, 500 Hz) and the challenge copies (BDF, 100 Hz) alike.
 Recordings whose channel count is not the expected 129 (R7's 6-channel files) are refused on load with
 a ``RecordingError`` so that the caller skips and reports them.
@@ -14,6 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from eegphase.data.readers.bids import (
+    BidsRecording,
+    channels_tsv,
+    find_eeg_recordings,
+    mark_bad_channels,
+    sidecar_to_read,
+)
 from eegphase.data.readers.channels import set_known_montage
 from eegphase.data.readers.events import clean_events, empty_events, read_events_tsv
 from eegphase.data.readers.raw_files import duration_s, pick_eeg_channels, read_raw_lazy
@@ -25,11 +35,6 @@ from eegphase.data.readers.subjects import (
 from eegphase.data.recording import LoadedRecording, RecordingError, RecordingRef
 
 HBN_N_CHANNELS = 129
-# sub-<ID>[_ses-<s>]_task-<Task>[_acq-..][_run-<n>]_eeg.<ext>
-_BIDS_EEG_NAME = re.compile(
-    r"^sub-(?P<subject>[A-Za-z0-9]+)(?:_ses-(?P<session>[A-Za-z0-9]+))?_task-(?P<task>[A-Za-z0-9]+)"
-    r"(?:_acq-[A-Za-z0-9]+)?(?:_run-(?P<run>\d+))?_eeg$"
-)
 # OpenNeuro accession -> release, for roots that have neither release_number nor an 'R<n>' in their name.
 _OPENNEURO_RELEASES = {
     "ds005505": "R1", "ds005506": "R2", "ds005507": "R3", "ds005508": "R4", "ds005509": "R5",
@@ -37,12 +42,6 @@ _OPENNEURO_RELEASES = {
     "ds005516": "R11",
 }  # fmt: skip
 _RELEASE_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])R(\d{1,2})(?![0-9])")
-
-
-def parse_bids_eeg_name(path: Path) -> dict[str, str | None] | None:
-    """BIDS entities of an HBN EEG file name, None when the name is not a BIDS EEG recording."""
-    match = _BIDS_EEG_NAME.match(path.name[: -len(path.suffix)] if path.suffix else path.name)
-    return match.groupdict() if match else None
 
 
 def infer_release(root: Path) -> str | None:
@@ -119,31 +118,26 @@ class HbnReader:
     def _subject_ids_on_disk(self) -> list[str]:
         return sorted(p.name[4:] for p in self.root.glob("sub-*") if p.is_dir())
 
-    def _eeg_files(self) -> list[Path]:
-        found: dict[str, Path] = {}
-        for path in sorted(self.root.glob("sub-*/**/sub-*_eeg.*")):
-            suffix = path.suffix.lower()
-            if suffix not in self.extensions or not path.is_file():
-                continue
-            stem = str(path.with_suffix(""))
+    def _eeg_files(self) -> list[BidsRecording]:
+        found: dict[Path, BidsRecording] = {}
+        for recording in find_eeg_recordings(self.root, self.extensions, self.tasks):
+            suffix = recording.path.suffix.lower()
+            stem = recording.path.with_suffix("")
             previous = found.get(stem)
             # the same recording in two formats: keep the one listed first in ``extensions``
             if previous is None or self.extensions.index(suffix) < self.extensions.index(
-                previous.suffix.lower()
+                previous.path.suffix.lower()
             ):
-                found[stem] = path
-        return sorted(found.values())
+                found[stem] = recording
+        return sorted(found.values(), key=lambda recording: recording.path)
 
     def discover(self) -> list[RecordingRef]:
         """Every EEG recording of a non-excluded subject (and a selected task), sorted by path."""
         releases = self.read_subjects().set_index("subject")["release"].to_dict()
         refs = []
-        for path in self._eeg_files():
-            entities = parse_bids_eeg_name(path)
-            if entities is None:
-                continue
-            subject = entities["subject"]
-            if subject in self.excluded or (self.tasks is not None and entities["task"] not in self.tasks):
+        for recording in self._eeg_files():
+            path, subject = recording.path, recording.subject
+            if subject in self.excluded:
                 continue
             release = releases.get(subject)
             release = self.release() if release is None or pd.isna(release) else str(release)
@@ -153,11 +147,12 @@ class HbnReader:
                     path=path,
                     dataset=self.dataset,
                     subject=subject,
-                    task=entities["task"],
-                    run=int(entities["run"]) if entities["run"] else None,
+                    task=recording.task,
+                    run=recording.run,
                     release=release,
-                    session=entities["session"],
+                    session=recording.session,
                     events_path=events_path if events_path.is_file() else None,
+                    channels_path=sidecar_to_read(channels_tsv(recording)),
                 )
             )
         return refs
@@ -176,6 +171,7 @@ class HbnReader:
             )
         if set_known_montage(raw) is None:
             notes.append("channel names are not the HydroCel-129 names: no montage set")
+        notes += mark_bad_channels(raw, ref.channels_path)  # preprocessing interpolates them
         events, event_notes = self._read_events(ref, duration_s(raw))
         return LoadedRecording(ref=ref, raw=raw, events=events, notes=notes + event_notes)
 
