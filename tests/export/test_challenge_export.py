@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from omegaconf import OmegaConf
+from torch import nn
 
+from eegphase.config import CONF_DIR
 from eegphase.engine.checkpoint import save_checkpoint
 from eegphase.export import ExportError, SubmissionModel, build_submission
 from eegphase.export.__main__ import export, main, parse_args
@@ -20,16 +23,26 @@ from eegphase.export.bundle import BundleError, rewrite_imports
 from eegphase.export.sources import parse_runs_uri
 from eegphase.models.predictor import Predictor, build_predictor
 
-EEGNEX = {"name": "eegnex", "size": None, "kwargs": {}}
-LABRAM_TINY = {"name": "labram", "size": "tiny", "kwargs": {}}
+
+def _model_config(name: str) -> dict:
+    """conf/model/<name>.yaml, as a run's config.yaml holds it."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))
+
+
+EEGNEX = _model_config("eegnex")  # braindecode's EEGNeX
+LABRAM_TINY = _model_config("labram_tiny")
 VOLTS_TO_MICROVOLTS = 1e6
+# What the scorer lacks: eegphase, and timm and hydra (shimmed in the bundle); mne too unless a bundled
+# braindecode model brings it (the scoring environment has braindecode, and with it mne).
+WITHOUT = ("eegphase", "timm", "hydra", "mne")
+WITH_BRAINDECODE = ("eegphase", "timm", "hydra")
 
 SCORER = textwrap.dedent(
     """
     import sys
 
-    # The scoring environment has torch but not eegphase; timm and mne must not be needed either.
-    for name in ("eegphase", "timm", "mne"):
+    blocked = sys.argv[4].split(",")
+    for name in blocked:
         sys.modules[name] = None
     try:
         import eegphase  # noqa: F401
@@ -46,13 +59,14 @@ SCORER = textwrap.dedent(
 
     submission = Submission(SFREQ=100, DEVICE=torch.device("cpu"))
     xs = torch.load(inputs, weights_only=True)
-    results = {}
+    results, classes = {}, {}
     with torch.no_grad():
         for challenge, model in ((1, submission.get_model_challenge_1()), (2, submission.get_model_challenge_2())):
             assert not any(m.training for m in model.modules()), f"challenge {challenge} model not in eval mode"
             results[challenge] = [model(x) for x in xs]
-    assert not any(n.split(".")[0] in ("eegphase", "timm", "mne") for n, m in sys.modules.items() if m)
-    torch.save(results, outputs)
+            classes[challenge] = sorted({f"{type(m).__module__}.{type(m).__name__}" for m in model.modules()})
+    assert not any(n.split(".")[0] in blocked for n, m in sys.modules.items() if m)
+    torch.save({"outputs": results, "classes": classes}, outputs)
     """
 )
 
@@ -60,7 +74,7 @@ SCORER = textwrap.dedent(
 def _trained(model_cfg: dict, seed: int) -> Predictor:
     """A tiny predictor whose batch-norm statistics and weights are not the initial ones."""
     torch.manual_seed(seed)
-    predictor = build_predictor({**model_cfg, **model_cfg["kwargs"], "kwargs": None}, n_outputs=1)
+    predictor = build_predictor(model_cfg, n_outputs=1)
     predictor.train()
     with torch.no_grad():
         predictor(torch.randn(8, 129, 200))
@@ -79,8 +93,12 @@ def _inputs() -> list[torch.Tensor]:
     return [batch[:1].clone(), batch]
 
 
-def run_scorer(zip_path: Path, inputs: list[torch.Tensor], work: Path) -> dict[int, list[torch.Tensor]]:
-    """Unzip into ``work`` and run both models in an isolated interpreter (-I: no PYTHONPATH, no cwd)."""
+def run_scorer(
+    zip_path: Path, inputs: list[torch.Tensor], work: Path, without: tuple[str, ...] = WITHOUT
+) -> dict:
+    """Unzip into ``work`` and run both models in an isolated interpreter (-I: no PYTHONPATH, no cwd) where the
+    packages ``without`` cannot be imported: ``{"outputs": {challenge: [output per input]}, "classes":
+    {challenge: the module classes of its model}}``."""
     folder = work / "unzipped"
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(folder)
@@ -88,7 +106,15 @@ def run_scorer(zip_path: Path, inputs: list[torch.Tensor], work: Path) -> dict[i
     script.write_text(SCORER)
     torch.save(inputs, inputs_file)
     done = subprocess.run(
-        [sys.executable, "-I", str(script), str(folder), str(inputs_file), str(outputs_file)],
+        [
+            sys.executable,
+            "-I",
+            str(script),
+            str(folder),
+            str(inputs_file),
+            str(outputs_file),
+            ",".join(without),
+        ],
         capture_output=True,
         text=True,
         cwd=work,
@@ -100,7 +126,8 @@ def run_scorer(zip_path: Path, inputs: list[torch.Tensor], work: Path) -> dict[i
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict:
-    """EEGNeX (challenge 1, raw input) and tiny LaBraM (challenge 2, scorer volts -> microvolts) in one zip."""
+    """braindecode's EEGNeX (challenge 1, raw input) and tiny LaBraM (challenge 2, scorer volts -> microvolts)
+    in one zip."""
     tmp = tmp_path_factory.mktemp("export")
     eegnex, labram = _trained(EEGNEX, seed=1), _trained(LABRAM_TINY, seed=2)
     zip_path = build_submission(
@@ -118,21 +145,56 @@ def test_zip_is_flat_with_exactly_the_three_files(exported):
     assert names == ["submission.py", "weights_challenge_1.pt", "weights_challenge_2.pt"]
     assert "import eegphase" not in source and "from eegphase" not in source
     assert "import timm" not in source and "from timm" not in source
+    assert "import hydra" not in source and "from hydra" not in source
 
 
 def test_scorer_runs_both_models_like_the_in_process_predictors(exported, tmp_path):
     microvolts = _inputs()
     volts = [x / VOLTS_TO_MICROVOLTS for x in microvolts]
-    outputs = run_scorer(exported["zip"], microvolts + volts, tmp_path)
+    scored = run_scorer(exported["zip"], microvolts + volts, tmp_path, without=WITH_BRAINDECODE)
+    outputs = scored["outputs"]
     with torch.no_grad():
         for x, out in zip(microvolts, outputs[1][:2], strict=True):
             assert out.shape == (x.shape[0], 1)
             torch.testing.assert_close(out, exported["eegnex"](x), rtol=1e-5, atol=1e-6)
-        for x, out in zip(microvolts, outputs[2][2:], strict=True):
-            assert out.shape == (x.shape[0], 1)
-            torch.testing.assert_close(out, exported["labram"](x), rtol=1e-5, atol=1e-6)
+        for v, out in zip(volts, outputs[2][2:], strict=True):  # the submission scales volts to microvolts
+            assert out.shape == (v.shape[0], 1)
+            torch.testing.assert_close(out, exported["labram"](v * VOLTS_TO_MICROVOLTS), rtol=1e-5, atol=1e-6)
     # A batch's rows do not depend on the batch size.
     torch.testing.assert_close(outputs[2][3][:1], outputs[2][2], rtol=1e-4, atol=1e-6)
+    # challenge 1 runs braindecode's own EEGNeX, imported where the scorer runs, not a copy in the bundle
+    assert "braindecode.models.eegnex.EEGNeX" in scored["classes"][1]
+    assert not any(c.startswith("braindecode.") for c in scored["classes"][2])
+
+
+def test_a_braindecode_model_is_imported_by_the_submission_not_copied(exported):
+    with zipfile.ZipFile(exported["zip"]) as archive:
+        source = archive.read("submission.py").decode()
+    assert "from braindecode import models as braindecode_models" in source  # eegphase's wrapper, bundled
+    assert "class EEGNeX" not in source and "_eegphase_bundle.models.braindecode.BraindecodeEncoder" in source
+
+
+class OutsideEncoder(nn.Module):
+    """An encoder from a package other than eegphase: it trains, but the submission cannot carry its code."""
+
+    embed_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(200, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).mean(1)
+
+
+def test_an_encoder_from_another_package_is_refused_by_name(tmp_path):
+    target = f"{OutsideEncoder.__module__}.OutsideEncoder"
+    config = {"name": "outside", "encoder": {"_target_": target}, "channel_adapter": "zero_pad"}
+    checkpoint = _checkpoint(build_predictor(config), tmp_path / "outside.pt")
+    with pytest.raises(ExportError, match=rf"{checkpoint}: encoder _target_ '{target}'.*cannot be bundled"):
+        build_submission(
+            tmp_path / "s.zip", SubmissionModel(checkpoint, config), SubmissionModel(checkpoint, config)
+        )
 
 
 def test_export_from_mlflow_run_reads_checkpoint_and_config(tmp_path):
@@ -141,10 +203,10 @@ def test_export_from_mlflow_run_reads_checkpoint_and_config(tmp_path):
     tracking_uri = "sqlite:///" + str(tmp_path / "mlflow.db")
     client = MlflowClient(tracking_uri)  # no global tracking URI left behind for other tests
     experiment = client.create_experiment("export", artifact_location=(tmp_path / "artifacts").as_uri())
-    predictor = _trained(EEGNEX, seed=3)
+    predictor = _trained(LABRAM_TINY, seed=3)
     staging = tmp_path / "staging"
     _checkpoint(predictor, staging / "best.pt")
-    (staging / "config.yaml").write_text(yaml.safe_dump({"model": EEGNEX, "preprocess": {"scale": 1e6}}))
+    (staging / "config.yaml").write_text(yaml.safe_dump({"model": LABRAM_TINY, "preprocess": {"scale": 1e6}}))
     run = client.create_run(experiment)
     client.log_artifact(run.info.run_id, str(staging / "best.pt"), artifact_path="checkpoints")
     client.log_artifact(run.info.run_id, str(staging / "config.yaml"))
@@ -155,7 +217,7 @@ def test_export_from_mlflow_run_reads_checkpoint_and_config(tmp_path):
     assert main([f"c1={uri}", f"c2={uri}", f"out={out}", f"tracking_uri={tracking_uri}"]) == 0
 
     x = _inputs()[1]
-    outputs = run_scorer(out, [x / 1e6], tmp_path)
+    outputs = run_scorer(out, [x / 1e6], tmp_path)["outputs"]
     with torch.no_grad():
         expected = predictor(x)
     torch.testing.assert_close(outputs[1][0], expected, rtol=1e-5, atol=1e-6)
@@ -183,7 +245,12 @@ def test_malformed_uri_is_named(uri):
 
 def test_checkpoint_that_does_not_fit_the_config_is_refused(tmp_path):
     checkpoint = _checkpoint(_trained(LABRAM_TINY, seed=4), tmp_path / "labram.pt")
-    wider = {"name": "labram", "size": "tiny", "kwargs": {"embed_dim": 64}}
+    # the {name, size, kwargs} form of configs logged before encoders had a _target_ still reads
+    wider = {
+        "name": "labram",
+        "size": "tiny",
+        "kwargs": {"embed_dim": 64, "patch_spectrum": True, "pooling": "electrode"},
+    }
     with pytest.raises(
         ExportError,
         match=rf"{checkpoint} does not fit model config .*embed_dim.*shape .*encoder.cls_token \(1, 1, 32\)",

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from eegphase.config import CONF_DIR
 from eegphase.data.datasets import TARGETS
@@ -89,7 +90,7 @@ def test_option_composes_checks_and_builds(group, option, tmp_path):
         cfg = _compose(selected, "+pipeline=baseline")
     assert cfg.hydra.runtime.choices[group] == option
     if group == "model":  # the model itself, for real (labram_huge: 369M parameters, ~10 s)
-        model = build_predictor({"name": cfg.model.name, "size": cfg.model.get("size"), **cfg.model.kwargs})
+        model = build_predictor(OmegaConf.to_container(cfg.model, resolve=True))
         assert sum(p.numel() for p in model.parameters()) > 0
     _build_everything(cfg, tmp_path)
 
@@ -97,7 +98,7 @@ def test_option_composes_checks_and_builds(group, option, tmp_path):
 @pytest.mark.parametrize(
     ("override", "named"),
     [
-        ("model.size=gigantic", "unknown size 'gigantic'"),
+        ("model.encoder._target_=eegphase.models.LaBraMM", "'eegphase.models.LaBraMM' not found"),
         ("contrastive.pair_mode=same_movie", "contrastive.pair_mode='same_movie'"),
         ("phases.finetune.tasks.challenge1.kind=ordinal", "phases.finetune.tasks.challenge1.kind='ordinal'"),
         ("phases.finetune.tasks.challenge1.loss=hinge", "phases.finetune.tasks.challenge1.loss"),
@@ -145,5 +146,6 @@ def test_debug_shrinks_an_experiment_instead_of_replacing_it(order):
     )
     assert cfg.seed_all_phases and cfg.split.seed == 2  # the experiment's
     assert cfg.hydra.sweeper.params["+pipeline"] == "full,no_contrastive,no_aux,baseline,full_tuh"
-    assert cfg.model.size == "tiny" and cfg.phases.pretrain.max_batches_per_epoch == 2  # the debug shrink
+    # the debug shrink
+    assert cfg.model.name == "labram_tiny" and cfg.phases.pretrain.max_batches_per_epoch == 2
     assert cfg.data.root == "data/synthetic-smoke" and check_run_config(cfg)

@@ -28,6 +28,7 @@ FILLS = {
     "phase/finetune.yaml": schema.FinetuneSchema,
     "contrastive/*.yaml": schema.ContrastiveSchema,
     "aux_task/*.yaml": schema.AuxTaskSchema,
+    "model/*.yaml": schema.ModelSchema,
 }
 
 
@@ -155,3 +156,9 @@ def test_a_phase_trainer_override_enters_that_phase_fingerprint_only():
     everywhere = fingerprints("trainer.precision=bf16")
     assert all(everywhere[p] != base[p] for p in PHASES)
     assert everywhere["pretrain"] == pretrain_bf16["pretrain"]  # the same effective settings, the same phase
+
+
+@pytest.mark.parametrize("option", sorted(path.stem for path in CONF_DIR.glob("model/*.yaml")))
+def test_every_model_config_sets_every_model_key(option):
+    """The model schema has no defaults: each conf/model file (or the file it extends) writes them all."""
+    assert OmegaConf.missing_keys(_compose("+pipeline=full", f"model={option}").model) == set()

@@ -41,7 +41,7 @@ from eegphase.bench import interleaved, write_results
 from eegphase.engine.loop import Trainer, TrainerConfig
 from eegphase.engine.optim import OptimizerConfig
 from eegphase.engine.precision import Precision, make_precision
-from eegphase.models.eegnex import EEGNeX
+from eegphase.models.braindecode import braindecode_model_class
 from eegphase.models.predictor import encoder_from_config
 from eegphase.phases.pretrain import MaskedPretrainModel
 
@@ -50,9 +50,10 @@ LossFn = Callable[[], torch.Tensor]
 
 
 def make_model(name: str) -> nn.Module:
-    """EEGNeX (the start kit's baseline) or a small MLP whose short steps expose per-step loop overhead."""
+    """braindecode's EEGNeX (the start kit's baseline) or a small MLP whose short steps expose per-step loop
+    overhead."""
     if name == "eegnex":
-        return EEGNeX(n_chans=N_CHANS, n_times=N_TIMES, n_outputs=1)
+        return braindecode_model_class("EEGNeX")(n_chans=N_CHANS, n_times=N_TIMES, n_outputs=1)
     if name == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(N_CHANS * N_TIMES, 256), nn.GELU(), nn.Linear(256, 1))
     raise ValueError(f"unknown bench model {name!r}; choose eegnex or mlp")

@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from eegphase.engine.checkpoint import load_checkpoint
 from eegphase.engine.errors import CheckpointError
 from eegphase.export import runtime
-from eegphase.export.bundle import model_sources
+from eegphase.export.bundle import ROOT_MODULE, BundleError, bundle_targets, model_sources
 from eegphase.models import electrodes
-from eegphase.models.predictor import Predictor, build_predictor
+from eegphase.models.predictor import Predictor, build_predictor, encoder_spec_of
 
 N_CHANS, N_TIMES = 129, 200
 SUBMISSION_FILES = ("submission.py", "weights_challenge_1.pt", "weights_challenge_2.pt")
@@ -62,24 +63,35 @@ class SubmissionModel:
 
 
 def normalize_model_cfg(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A conf/model/*.yaml node ``{name, size, kwargs: {...}}`` -> the flat ``{name, size, ...}`` Predictor form."""
+    """A model config (a conf/model/*.yaml node, or the older ``{name, size, kwargs}`` form) -> the
+    ``{name, encoder: {_target_, ...}, channel_adapter}`` form the submission rebuilds the Predictor from."""
     if isinstance(model_cfg, DictConfig):
         model_cfg = OmegaConf.to_container(model_cfg, resolve=True)
     cfg = dict(model_cfg)
-    if "name" not in cfg:
-        raise ExportError(f"model config {cfg} has no 'name' (expected e.g. {{'name': 'eegnex'}})")
-    cfg.pop("pretrain_objective", None)  # which pretraining suits the model: not a constructor argument
-    extra = cfg.pop("kwargs", None) or {}
-    if not isinstance(extra, Mapping):
-        raise ExportError(f"model config 'kwargs' must be a mapping, got {extra!r}")
-    return {**cfg, **dict(extra)}
+    if "encoder" not in cfg and "name" not in cfg:
+        raise ExportError(
+            f"model config {cfg} has neither 'encoder' nor 'name' (expected a conf/model/*.yaml node, e.g. "
+            "{'name': 'eegnex', 'encoder': {'_target_': ...}}, or a short name such as {'name': 'eegnex'})"
+        )
+    if not isinstance(cfg.get("kwargs") or {}, Mapping):
+        raise ExportError(f"model config 'kwargs' must be a mapping, got {cfg['kwargs']!r}")
+    try:
+        encoder = encoder_spec_of(cfg)
+    except ValueError as err:
+        raise ExportError(f"model config {cfg} is invalid: {err}") from err
+    return {
+        "name": cfg.get("name"),
+        "encoder": encoder,
+        "channel_adapter": cfg.get("channel_adapter") or "zero_pad",
+    }
 
 
-def _pin_electrode_table(model_cfg: dict[str, Any], predictor: Predictor) -> dict[str, Any]:
+def _pin_electrode_table(model_cfg: dict[str, Any]) -> dict[str, Any]:
     """Fix ``n_electrodes`` to the trained table size, so the scorer's MNE version (or none) cannot change it."""
-    params = inspect.signature(type(predictor.encoder).__init__).parameters
-    if "n_electrodes" in params and model_cfg.get("n_electrodes") is None:  # built with the default table
-        return {**model_cfg, "n_electrodes": electrodes.n_electrodes()}
+    encoder = model_cfg["encoder"]
+    params = inspect.signature(get_object(encoder["_target_"])).parameters
+    if "n_electrodes" in params and encoder.get("n_electrodes") is None:  # built with the default table
+        return {**model_cfg, "encoder": {**encoder, "n_electrodes": electrodes.n_electrodes()}}
     return model_cfg
 
 
@@ -129,7 +141,7 @@ def load_predictor(model: SubmissionModel) -> tuple[Predictor, dict[str, Any]]:
         out = predictor(torch.zeros(2, N_CHANS, N_TIMES) * model.input_scale)
     if out.shape != (2, 1):
         raise ExportError(f"{model.where}: the model maps (2, {N_CHANS}, {N_TIMES}) to {tuple(out.shape)}")
-    return predictor, _pin_electrode_table(model_cfg, predictor)
+    return predictor, _pin_electrode_table(model_cfg)
 
 
 def _state_dict_bytes(predictor: Predictor) -> bytes:
@@ -172,19 +184,25 @@ def build_submission(out_zip: str | Path, challenge1: SubmissionModel, challenge
     """Write the flat challenge zip (``SUBMISSION_FILES``) to ``out_zip`` and return its path."""
     files: dict[str, bytes] = {}
     specs: dict[int, dict[str, Any]] = {}
+    roots = [ROOT_MODULE]
     for challenge, model in ((1, challenge1), (2, challenge2)):
         predictor, model_cfg = load_predictor(model)
         weights = f"weights_challenge_{challenge}.pt"
         files[weights] = _state_dict_bytes(predictor)
+        try:
+            encoder, modules = bundle_targets(model_cfg["encoder"])
+        except BundleError as err:
+            raise ExportError(f"{model.where}: {err}") from err
+        roots += modules
         specs[challenge] = {
-            "model_cfg": model_cfg,
+            "model_cfg": {**model_cfg, "encoder": encoder},
             "n_outputs": 1,
             "task": "regression",
             "input_scale": float(model.input_scale),
             "weights": weights,
             "trained_from": model.source or str(model.checkpoint),
         }
-    files["submission.py"] = render_submission(specs, model_sources()).encode()
+    files["submission.py"] = render_submission(specs, model_sources(roots)).encode()
     out_zip = Path(out_zip)
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_zip.with_name(f".{out_zip.name}.tmp")

@@ -1,9 +1,11 @@
 """Collect the real source of ``eegphase.models`` so a submission can rebuild the model without eegphase.
 
-Starting from :mod:`eegphase.models.predictor`, every ``eegphase`` module it imports (transitively) is read
-with :mod:`inspect`, and its ``eegphase`` / ``timm.layers`` imports are rewritten by :mod:`ast` to point
-into the bundle. Any other third-party import fails here, at export time, naming the module and the import,
-instead of failing later on the scorer's machine.
+Starting from :mod:`eegphase.models.predictor` (and the modules of the encoders' ``_target_`` classes), every
+``eegphase`` module it imports (transitively) is read with :mod:`inspect`, and its ``eegphase`` imports, and
+its ``timm.layers`` and ``hydra`` ones (served by small shims), are rewritten by :mod:`ast` to point into the
+bundle. braindecode is imported, not copied: the scoring environment has it. Any other third-party import
+fails here, at export time, naming the module and the import, instead of failing later on the scorer's
+machine.
 """
 
 from __future__ import annotations
@@ -12,14 +14,24 @@ import ast
 import importlib
 import inspect
 import sys
+from collections.abc import Iterable, Mapping
+from types import ModuleType
+from typing import Any
 
-from eegphase.export import timm_shim
+from hydra.utils import get_object
+
+from eegphase.export import hydra_shim, timm_shim
 
 BUNDLE_PACKAGE = "_eegphase_bundle"
 ROOT_MODULE = "eegphase.models.predictor"
-TIMM_SHIM = "_timm_layers"
-# Importable where the challenge scores: torch, and what braindecode pulls in (numpy, mne).
-ALLOWED_THIRD_PARTY = frozenset({"torch", "numpy", "mne"})
+# modules whose few names the models use, served by a shim in the bundle: module -> (bundle key, shim)
+SHIMS: dict[str, tuple[str, ModuleType]] = {
+    "timm.layers": ("_timm_layers", timm_shim),
+    "hydra.utils": ("_hydra", hydra_shim),
+    "hydra.errors": ("_hydra", hydra_shim),
+}
+# Importable where the challenge scores: torch, braindecode and what it pulls in (numpy, mne).
+ALLOWED_THIRD_PARTY = frozenset({"torch", "numpy", "mne", "braindecode"})
 
 
 class BundleError(Exception):
@@ -73,15 +85,15 @@ def rewrite_imports(module_name: str, source: str) -> tuple[str, list[str]]:
                 module=f"{BUNDLE_PACKAGE}.{_relative(node.module)}", names=node.names, level=0
             )
             edits.append((node, ast.unparse(new)))
-        elif top == "timm":
-            _check_timm_import(node, where)
-            new = ast.ImportFrom(module=f"{BUNDLE_PACKAGE}.{TIMM_SHIM}", names=node.names, level=0)
+        elif top in {name.split(".")[0] for name in SHIMS}:
+            key = _check_shimmed_import(node, where)
+            new = ast.ImportFrom(module=f"{BUNDLE_PACKAGE}.{key}", names=node.names, level=0)
             edits.append((node, ast.unparse(new)))
         elif top not in sys.stdlib_module_names and top not in ALLOWED_THIRD_PARTY and top != "__future__":
             raise BundleError(
                 f"{where} imports {targets[0]!r}, which the scoring environment may lack "
-                f"(allowed: the standard library, {', '.join(sorted(ALLOWED_THIRD_PARTY))}, timm.layers "
-                f"names in {timm_shim.__name__})"
+                f"(allowed: the standard library, {', '.join(sorted(ALLOWED_THIRD_PARTY))}, and the names "
+                f"the shims provide: {', '.join(f'{m} {s.__all__}' for m, (_, s) in SHIMS.items())})"
             )
     # Edit bottom-up so earlier line numbers stay valid; an import never shares its lines with other code.
     for node, text in sorted(edits, key=lambda edit: edit[0].lineno, reverse=True):
@@ -90,25 +102,27 @@ def rewrite_imports(module_name: str, source: str) -> tuple[str, list[str]]:
     return "".join(lines), needed
 
 
-def _check_timm_import(node: ast.Import | ast.ImportFrom, where: str) -> None:
-    if not isinstance(node, ast.ImportFrom) or node.module != "timm.layers":
-        raise BundleError(f"{where}: only `from timm.layers import ...` can be bundled")
-    missing = [alias.name for alias in node.names if alias.name not in timm_shim.__all__]
+def _check_shimmed_import(node: ast.Import | ast.ImportFrom, where: str) -> str:
+    """The bundle key of the shim that serves ``node`` (``from timm.layers import Mlp``)."""
+    if not isinstance(node, ast.ImportFrom) or node.module not in SHIMS:
+        raise BundleError(f"{where}: only `from <{' | '.join(SHIMS)}> import ...` can be bundled")
+    key, shim = SHIMS[node.module]
+    missing = [alias.name for alias in node.names if alias.name not in shim.__all__]
     if missing:
         raise BundleError(
-            f"{where} imports {missing} from timm.layers; {timm_shim.__name__} provides only "
-            f"{timm_shim.__all__}"
+            f"{where} imports {missing} from {node.module}; {shim.__name__} provides only {shim.__all__}"
         )
+    return key
 
 
-def model_sources(root: str = ROOT_MODULE) -> dict[str, str]:
-    """``{bundle key: rewritten source}`` for ``root`` and every eegphase module it imports, plus the timm shim.
+def model_sources(roots: Iterable[str] = (ROOT_MODULE,)) -> dict[str, str]:
+    """``{bundle key: rewritten source}`` for the ``roots`` and every eegphase module they import, plus the shims.
 
     Keys are dotted paths below the bundle package ('models.labram'); package ``__init__`` files are not
     carried (the bundle's packages are empty namespaces).
     """
-    sources: dict[str, str] = {TIMM_SHIM: inspect.getsource(timm_shim)}
-    pending = [root]
+    sources: dict[str, str] = {key: inspect.getsource(shim) for key, shim in SHIMS.values()}
+    pending = list(roots)
     while pending:
         name = pending.pop()
         module = importlib.import_module(name)
@@ -118,3 +132,38 @@ def model_sources(root: str = ROOT_MODULE) -> dict[str, str]:
         sources[_relative(name)] = source
         pending += [n for n in needed if _relative(n) not in sources]
     return dict(sorted(sources.items()))
+
+
+def bundle_targets(spec: Any) -> tuple[Any, list[str]]:
+    """``spec`` (an encoder spec) with every eegphase ``_target_`` pointed into the bundle, and the eegphase
+    modules those targets live in (to bundle beside the predictor's). A braindecode target stays as it is;
+    any other package's target is a BundleError naming it."""
+    modules: list[str] = []
+
+    def visit(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            out = {k: visit(v) for k, v in value.items()}
+            if isinstance(out.get("_target_"), str):
+                out["_target_"] = retarget(out["_target_"])
+            return out
+        if isinstance(value, list | tuple):
+            return [visit(v) for v in value]
+        return value
+
+    def retarget(target: str) -> str:
+        top = target.split(".")[0]
+        if top in ALLOWED_THIRD_PARTY:
+            return target
+        if top != "eegphase":
+            raise BundleError(
+                f"encoder _target_ {target!r}: the submission carries eegphase's model code and imports "
+                f"{', '.join(sorted(ALLOWED_THIRD_PARTY))}; other packages cannot be bundled"
+            )
+        try:
+            found = get_object(target)
+        except ImportError as err:
+            raise BundleError(f"encoder _target_ {target!r} not found: {err}") from err
+        modules.append(found.__module__)
+        return f"{BUNDLE_PACKAGE}.{_relative(found.__module__)}.{found.__qualname__}"
+
+    return visit(spec), modules

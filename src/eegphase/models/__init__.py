@@ -1,4 +1,7 @@
-"""eegphase.models: LaBraM (+ VQ-NSP tokenizer), EEGNeX, SignalJEPA, heads and channel adapters.
+"""eegphase.models: LaBraM (+ VQ-NSP tokenizer), SignalJEPA, a wrapper for braindecode models (EEGNeX), heads
+and channel adapters.
 
-Build by name through :func:`eegphase.models.registry.build_encoder`.
+A model config's ``encoder`` (``_target_`` + arguments) is built by
+:func:`eegphase.models.registry.instantiate_encoder`; shipped models also by short name through
+:func:`eegphase.models.registry.build_encoder`.
 """

@@ -10,7 +10,7 @@ from torch import nn
 
 from eegphase.models.channel_adapters import AdaptedEncoder
 from eegphase.models.heads import ClassificationHead, RegressionHead
-from eegphase.models.registry import build_channel_adapter, build_encoder
+from eegphase.models.registry import build_channel_adapter, encoder_spec, instantiate_encoder
 
 
 class Predictor(nn.Module):
@@ -25,17 +25,27 @@ class Predictor(nn.Module):
         return self.head(self.encoder(x))
 
 
+def encoder_spec_of(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``_target_`` spec of a model config: its ``encoder`` node (conf/model/*.yaml), or, for configs
+    written before encoders had targets, the shipped model its ``{name, size?, ...overrides}`` names."""
+    if model_cfg.get("encoder") is not None:
+        return dict(model_cfg["encoder"])
+    ignored = ("name", "size", "channel_adapter", "pretrain_objective", "finetune_layer_decay", "kwargs")
+    overrides = {k: v for k, v in model_cfg.items() if k not in ignored and v is not None}
+    return encoder_spec(
+        model_cfg["name"], model_cfg.get("size"), **overrides, **(model_cfg.get("kwargs") or {})
+    )
+
+
 def encoder_from_config(model_cfg: Mapping[str, Any]) -> nn.Module:
-    """The encoder a ``model`` config names: ``{name, size?, channel_adapter?, ...constructor overrides}``.
+    """The encoder a ``model`` config builds: ``{encoder: {_target_, ...}, channel_adapter?}`` (see
+    ``encoder_spec_of`` for the older ``{name, size, ...}`` form).
 
     ``channel_adapter``: ``zero_pad`` (the default; the datasets already zero-pad every recording onto the
     HydroCel layout, so the encoder is used bare) or ``perceiver`` (a learned adapter in front of it).
     """
-    options = {k: v for k, v in dict(model_cfg).items() if v is not None}
-    name = options.pop("name")
-    size = options.pop("size", None)
-    adapter_name = options.pop("channel_adapter", "zero_pad")
-    encoder = build_encoder(name, size=size, **options)
+    encoder = instantiate_encoder(encoder_spec_of(model_cfg))
+    adapter_name = model_cfg.get("channel_adapter") or "zero_pad"
     if adapter_name == "zero_pad":
         return encoder
     if adapter_name != "perceiver":

@@ -64,13 +64,8 @@ class PhaseContext:
 
     @property
     def model_cfg(self) -> dict:
-        model = OmegaConf.to_container(self.cfg.model, resolve=True)
-        return {
-            "name": model["name"],
-            "size": model.get("size"),
-            "channel_adapter": model.get("channel_adapter"),
-            **(model.get("kwargs") or {}),
-        }
+        """The model config, plain: ``models.predictor`` builds its ``encoder`` (a ``_target_`` spec)."""
+        return OmegaConf.to_container(self.cfg.model, resolve=True)
 
     def prefixed_log(self, prefix: str) -> LogFn:
         return lambda metrics, step: self.log_metrics({f"{prefix}{k}": v for k, v in metrics.items()}, step)

@@ -23,7 +23,7 @@ from eegphase.data.sources import readers_from_config
 from eegphase.data.splits import SPLITS, SplitConfig, attach_splits
 from eegphase.data.windows import MODES, WindowConfig
 from eegphase.engine.precision import PRECISIONS
-from eegphase.models.registry import resolve_encoder
+from eegphase.models.registry import check_encoder_spec
 from eegphase.objectives.pairs import MOVIE_PAIR_MODES, PAIR_MODES, pair_sampler, pair_source_mode
 from eegphase.objectives.regression import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, loss_by_name
 from eegphase.phases.common import effective_trainer
@@ -164,7 +164,7 @@ def check_run_config(cfg: DictConfig) -> list[str]:
     if unknown:
         raise ValueError(f"unknown window mode(s) {unknown} in phases.*.mode/tasks; known: {list(MODES)}")
     try:
-        resolve_encoder(str(cfg.model.name), cfg.model.get("size"))
+        check_encoder_spec(_plain(cfg.model.encoder))
     except ValueError as exc:
         raise ValueError(f"model: {exc}") from exc
     for phase in phases:

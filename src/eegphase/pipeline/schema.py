@@ -2,7 +2,7 @@
 
 The schemas hold types only: every default lives in the YAML under ``conf/`` (``MISSING`` here), so that a
 value is written in one place (``tests/pipeline/test_defaults.py`` checks it). A field keeps a default here
-only where no config file sets it (a fine-tuning task's optional keys, a model option some models omit).
+only where no config file sets it (a fine-tuning task's optional keys).
 The data-layer groups (data, preprocess, windows, split) are free-form here and validated by their own
 ``from_mapping`` constructors, which also name unknown keys.
 """
@@ -19,12 +19,11 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 @dataclass
 class ModelSchema:
-    name: str = MISSING
-    size: str | None = None
-    pretrain_objective: str | None = None  # mem | jepa | None (the model has none)
-    finetune_layer_decay: float | None = None  # per-block lr decay when fine-tuned (LaBraM: 0.65)
-    channel_adapter: str = "zero_pad"  # zero_pad (datasets pad onto HydroCel-129) | perceiver (learned)
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    name: str = MISSING  # the short name (model=<name>): labels runs and messages
+    encoder: dict[str, Any] = MISSING  # {_target_: an nn.Module class, **its arguments} (hydra instantiate)
+    pretrain_objective: str | None = MISSING  # mem | jepa | None (the model has none)
+    finetune_layer_decay: float | None = MISSING  # per-block lr decay when fine-tuned (LaBraM: 0.65)
+    channel_adapter: str = MISSING  # zero_pad (datasets pad onto HydroCel-129) | perceiver (learned)
 
 
 @dataclass
