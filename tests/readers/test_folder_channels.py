@@ -149,3 +149,20 @@ def test_changing_channels_changes_the_cache_keys_and_the_data_key(two_setups, t
     again, report, _ = prepare(folder_config(two_setups), cache, progress=False)
     assert report.reused == 4 and data_key(again.fingerprint, cfg) == data_key(first.fingerprint, cfg)
     assert Manifest.load(cache).channels["folder"]["names"] == ["Fp1", "Fp2", "C3", "C4", "O1", "O2"]
+
+
+def test_an_edited_subject_table_changes_the_data_key_but_reuses_the_recordings(two_setups, tmp_path):
+    """Finished phases are reused by their fingerprint, which holds the data key: a target edited in the
+    subject table must retrain what read it, while every cached recording stays valid."""
+    cfg = OmegaConf.create({"windows": {}, "split": {}})
+    cache, table = tmp_path / "cache", tmp_path / "subjects.csv"
+    table.write_text("subject,score\nS1,1\nS2,2\nS3,3\nS4,4\n")
+    with_table = folder_config(two_setups, subjects_file=str(table))
+    first, _, _ = prepare(with_table, cache, progress=False)
+    table.write_text("subject,score\nS1,1\nS2,2\nS3,3\nS4,40\n")
+    edited, report, _ = prepare(with_table, cache, progress=False)
+    assert report.reused == 4 and report.built == 0
+    assert edited.subjects.set_index("subject").at["S4", "score"] == 40
+    assert data_key(edited.fingerprint, cfg) != data_key(first.fingerprint, cfg)
+    again, _, _ = prepare(with_table, cache, progress=False)
+    assert data_key(again.fingerprint, cfg) == data_key(edited.fingerprint, cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -10,10 +11,12 @@ from pathlib import Path
 
 
 def write_results(name: str, results: dict, folder: str | Path = ".") -> Path:
-    """Write a benchmark's figures as a flat JSON object ``bench-<name>.json``."""
+    """Write a benchmark's figures as a flat JSON object ``bench-<name>.json``; a figure that could not be
+    measured (NaN, infinite) is written as ``null``, so strict JSON parsers read the file."""
     flat = {k: v for k, v in results.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    flat = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in flat.items()}
     path = Path(folder) / f"bench-{name}.json"
-    path.write_text(json.dumps(flat, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(flat, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return path
 
 

@@ -114,9 +114,14 @@ class Manifest:
 
     @property
     def fingerprint(self) -> str:
-        """A hash of the recordings' keys: changes whenever the cache's content would."""
+        """A hash of the recordings' keys, their labels and the subject table: changes whenever the cache's
+        content or the targets read from it would (an edited participants table retrains what used it)."""
         keys = "\n".join(sorted(self.recordings["key"])) if len(self.recordings) else ""
-        return hashlib.sha256(keys.encode()).hexdigest()[:16]
+        labels = self.recordings.sort_values("key")["label"] if "label" in self.recordings else []
+        digest = hashlib.sha256(keys.encode())
+        digest.update("\n".join(map(str, labels)).encode())
+        digest.update(self.subjects.to_csv(index=False).encode())
+        return digest.hexdigest()[:16]
 
     def entry(self, key: str) -> CacheEntry:
         return RecordingCache(self.cache_dir).verify(key)

@@ -118,10 +118,9 @@ def _windows_key(manifest: Manifest, mode: str, wcfg: WindowConfig, scfg: SplitC
     payload = json.dumps(
         {
             "version": WINDOWS_VERSION,
+            # covers the subject table and recording labels the windows carry: a changed table or
+            # label_pattern rebuilds them
             "manifest": manifest.fingerprint,
-            # windows carry subject columns and recording labels: a changed table or label_pattern rebuilds them
-            "subjects": hashlib.sha256(manifest.subjects.to_csv(index=False).encode()).hexdigest(),
-            "labels": list(manifest.recordings["label"]) if "label" in manifest.recordings else [],
             "mode": mode,
             "windows": asdict(wcfg),
             "split": asdict(scfg),
