@@ -39,7 +39,7 @@ def test_regression_refit_reads_out_what_the_features_carry_and_the_model_predic
     y = (_features(model, x) @ w + 0.05 * rng.standard_normal(900)).astype(np.float32)
     model.train()
     model.head(model.encoder(torch.as_tensor(x[:600])))  # running statistics of the head's standardiser
-    scores, kept = refit_readout(
+    readout = refit_readout(
         model,
         "regression",
         "t",
@@ -48,6 +48,7 @@ def test_regression_refit_reads_out_what_the_features_carry_and_the_model_predic
         1,
         torch.device("cpu"),
     )
+    scores, kept = readout.scores, readout.kept
     assert kept and scores["readout_refit_kept_t"] == 1.0
     assert scores["val_nrmse_t_trained_head"] > 0.99  # zero weights: the mean
     assert scores["val_nrmse_t_refit_head"] < 0.2
@@ -56,6 +57,10 @@ def test_regression_refit_reads_out_what_the_features_carry_and_the_model_predic
         held_out = model(torch.as_tensor(x[750:])).squeeze(-1).numpy()
     rmse = np.sqrt(np.mean((held_out - y[750:]) ** 2)) / y[750:].std()
     assert rmse < 0.2  # the model itself now predicts with the refitted layer
+    with torch.no_grad():
+        val_pred = model(torch.as_tensor(x[600:750])).numpy()
+    # the validation outputs handed back (scoring reuses them) are the refitted model's, to float32 rounding
+    np.testing.assert_allclose(readout.val_outputs, val_pred, rtol=1e-4, atol=1e-5)
 
 
 def test_classification_refit_is_kept_only_when_it_scores_better_on_validation():
@@ -66,11 +71,16 @@ def test_classification_refit_is_kept_only_when_it_scores_better_on_validation()
     model.train()
     model.head(model.encoder(torch.as_tensor(x[:600])))
     train, val = _batches(x[:600], y[:600]), _batches(x[600:], y[600:])
-    scores, kept = refit_readout(model, "classification", "c", train, val, 2, torch.device("cpu"))
+    readout = refit_readout(model, "classification", "c", train, val, 2, torch.device("cpu"))
+    scores, kept = readout.scores, readout.kept
     assert kept and scores["val_balanced_accuracy_c_refit_head"] > 0.9
     assert scores["val_balanced_accuracy_c_trained_head"] == 0.5  # equal logits: one class
     weights = model.head.net[-1].weight.detach().clone()
     # now the layer is the refitted one: a second refit cannot beat it, so it is left as it is
-    scores, kept = refit_readout(model, "classification", "c", train, val, 2, torch.device("cpu"))
-    assert not kept and scores["readout_refit_kept_c"] == 0.0
+    readout = refit_readout(model, "classification", "c", train, val, 2, torch.device("cpu"))
+    assert not readout.kept and readout.scores["readout_refit_kept_c"] == 0.0
+    with torch.no_grad():
+        kept_outputs = model(torch.as_tensor(x[600:])).numpy()
+    np.testing.assert_allclose(readout.val_outputs, kept_outputs, rtol=1e-4, atol=1e-5)  # the trained layer's
+
     assert torch.equal(model.head.net[-1].weight, weights)

@@ -15,6 +15,7 @@ cross-entropy by the training split's class counts (``class_weights: balanced``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from eegphase.data.readers.subjects import find_column
 from eegphase.data.windows import NAME_SUFFIX
 from eegphase.engine.checkpoint import save_checkpoint
 from eegphase.engine.loop import Trainer, TrainerConfig, move_to_device
+from eegphase.engine.precision import make_precision
 from eegphase.engine.seeding import seed_everything
 from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weights, set_requires_grad
 from eegphase.models.predictor import build_predictor
@@ -66,12 +68,13 @@ from eegphase.phases.common import (
     stage_done,
 )
 from eegphase.phases.common import trainer_config as make_trainer_config
-from eegphase.phases.readout import refit_readout
+from eegphase.phases.readout import Autocast, Readout, refit_readout
 
 log = logging.getLogger(__name__)
 CHALLENGE_TASKS = {"challenge1": "c1", "challenge2": "c2"}
 GROUP_LEVELS = (("recording", "key"), ("subject", "subject"))  # metric suffix, windows column
 READOUT_CHECKPOINT = "readout/best.pt"  # the best epoch with its refitted last head layer (readout: refit)
+SCORING_BATCH = 256  # forward passes only: on CPU, batches of 256 encode about 1.7x faster than of 32
 
 
 def metric_name(text: str) -> str:
@@ -118,13 +121,19 @@ def _labelled(data: WindowDataset) -> WindowDataset:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data_loader, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions and targets over a loader, in order (eval mode, fp32)."""
+def predict(
+    model: nn.Module, data_loader, device: torch.device, autocast: Autocast = contextlib.nullcontext
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and targets over a loader, in order (eval mode). The encoder runs under ``autocast`` (the
+    training's precision: bf16 encodes 1.3-1.5x faster on a CPU with bf16 matmul), the head in float32 so that
+    predictions keep their resolution."""
     model.eval()
     outputs, targets = [], []
     for batch in data_loader:
         batch = move_to_device(batch, device)
-        outputs.append(model(batch["x"]).float().cpu())
+        with autocast():
+            encoded = model.encoder(batch["x"])
+        outputs.append(model.head(encoded.float()).float().cpu())
         targets.append(batch["y"][:, 0].float().cpu())
     return torch.cat(outputs).numpy(), torch.cat(targets).numpy()
 
@@ -170,7 +179,7 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     val = loader(
         ctx, val_data, batch, False, phase.max_eval_batches
     )  # monitors training; scored in full below
-    full_val, test = loader(ctx, val_data, batch, False), loader(ctx, test_data, batch, False)
+    full_val, test = (loader(ctx, data, SCORING_BATCH, False) for data in (val_data, test_data))
 
     seed_everything(ctx.seed)
     y_train = train_data.windows[target].to_numpy(float)
@@ -228,14 +237,25 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     best = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
     model.load_state_dict(best)
     checkpoint = trainer.best_checkpoint
+    autocast = make_precision(str(ctx.trainer_cfg["precision"]), ctx.device).autocast
+    scored = {}  # split -> (outputs, targets) already computed
     if phase.readout == "refit":
-        checkpoint = (
-            _refit_readout(ctx, model, kind, short, splits, n_outputs, directory, metrics) or checkpoint
-        )
+        readout = _refit_readout(ctx, model, kind, short, splits, n_outputs, autocast)
+        metrics.update(readout.scores)
+        if readout.kept:
+            checkpoint = directory / READOUT_CHECKPOINT
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            if ctx.is_main:
+                save_checkpoint({"model": model.state_dict()}, checkpoint)
+        if len(readout.val_outputs) == len(val_data):  # the refit read every validation window
+            scored["val"] = readout.val_outputs, val_data.windows[target].to_numpy(float)
     for split, data, data_loader in (("val", val_data, full_val), ("test", test_data, test)):
         # how many subjects a score rests on (a comparison between pipelines reports it)
         metrics[f"{split}_subjects_{short}"] = float(data.windows["subject"].nunique())
-        out, true = predict(model.to(ctx.device), data_loader, ctx.device)
+        if split in scored:
+            out, true = scored[split]
+        else:
+            out, true = predict(model.to(ctx.device), data_loader, ctx.device, autocast)
         if kind == "regression":
             metrics.update(
                 regression_scores(f"{split}_nrmse_{short}", true, out[:, 0], data.windows, y_train)
@@ -266,19 +286,20 @@ def _refit_readout(
     short: str,
     splits: dict,
     n_outputs: int,
-    directory: Path,
-    metrics,
-) -> Path | None:
+    autocast: Autocast,
+) -> Readout:
     """``readout: refit``: the last head layer refitted in closed form on centred crops of at most
-    ``readout_max_windows`` training windows (penalty tuned on as many validation windows); the checkpoint
-    holding it when it was kept (it scored better on validation than the trained layer), else None."""
-    phase = ctx.phase_cfg
+    ``readout_max_windows`` training windows (penalty tuned on as many validation windows), kept in ``model``
+    when it scored better on validation than the trained layer."""
+    limit = ctx.phase_cfg.readout_max_windows
 
     def centred(data: WindowDataset):
-        rows = spread_subset(len(data), phase.readout_max_windows)
-        return loader(ctx, _with_windows(data, data.windows.iloc[rows], random_crop=False), 256, False)
+        rows = spread_subset(len(data), limit)
+        return loader(
+            ctx, _with_windows(data, data.windows.iloc[rows], random_crop=False), SCORING_BATCH, False
+        )
 
-    scores, kept = refit_readout(
+    return refit_readout(
         model.to(ctx.device),
         kind,
         short,
@@ -286,15 +307,8 @@ def _refit_readout(
         centred(splits["val"]),
         n_outputs,
         ctx.device,
+        autocast,
     )
-    metrics.update(scores)
-    if not kept:
-        return None
-    path = directory / READOUT_CHECKPOINT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if ctx.is_main:
-        save_checkpoint({"model": model.state_dict()}, path)
-    return path
 
 
 def class_names(datasets, target: str, n_classes: int) -> dict[str, str]:

@@ -10,7 +10,11 @@ predictions spread 0.04 of the target's), while a ridge regression on the same m
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,15 +35,33 @@ def last_linear(model: nn.Module) -> nn.Linear:
     return layer
 
 
+Autocast = Callable[[], AbstractContextManager]
+
+
+@dataclass
+class Readout:
+    """A refit's validation scores (trained vs refitted layer), whether the refitted layer was kept, and the
+    kept layer's outputs on the validation loader's windows (so scoring need not encode them again)."""
+
+    scores: dict[str, float]
+    kept: bool
+    val_outputs: np.ndarray
+
+
 @torch.no_grad()
-def head_inputs(model: nn.Module, data_loader, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """What the head's last layer sees for each window (eval mode, float64) and the windows' first target."""
+def head_inputs(
+    model: nn.Module, data_loader, device: torch.device, autocast: Autocast = contextlib.nullcontext
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the head's last layer sees for each window (eval mode, float64) and the windows' first target.
+    The encoder runs under ``autocast`` (the training's precision), the head in float32."""
     model.eval()
     before_last = model.head.net[:-1]
     features, targets = [], []
     for batch in data_loader:
         batch = move_to_device(batch, device)
-        features.append(before_last(model.encoder(batch["x"])).double().cpu())
+        with autocast():
+            encoded = model.encoder(batch["x"])
+        features.append(before_last(encoded.float()).double().cpu())
         targets.append(batch["y"][:, 0].double().cpu())
     return torch.cat(features).numpy(), torch.cat(targets).numpy()
 
@@ -52,19 +74,20 @@ def refit_readout(
     val_loader,
     n_outputs: int,
     device: torch.device,
-) -> tuple[dict[str, float], bool]:
+    autocast: Autocast = contextlib.nullcontext,
+) -> Readout:
     """Refit the last head layer on ``train_loader``'s windows (penalty tuned on ``val_loader``'s); keep it if
     its validation score beats the trained layer's. Returns both validation scores (metric names carry the
-    task's ``short`` name) and whether the refitted layer was kept."""
+    task's ``short`` name), whether the refitted layer was kept and its outputs on the validation windows."""
     layer = last_linear(model)
-    x_train, y_train = head_inputs(model, train_loader, device)
-    x_val, y_val = head_inputs(model, val_loader, device)
+    x_train, y_train = head_inputs(model, train_loader, device, autocast)
+    x_val, y_val = head_inputs(model, val_loader, device, autocast)
     trained = layer.weight.detach().double().cpu().numpy(), layer.bias.detach().double().cpu().numpy()
     trained_val = x_val @ trained[0].T + trained[1]
     if kind == "regression":
         fit = fit_ridge_reference(x_train, y_train, x_val, y_val)
-        coef, intercept = fit.coef[:, None] / fit.scale[:, None], np.array([fit.intercept])
-        intercept = intercept - (fit.mean / fit.scale) @ fit.coef
+        coef = fit.coef[:, None] / fit.scale[:, None]
+        intercept = np.array([fit.intercept - (fit.mean / fit.scale) @ fit.coef])
         before, after = nrmse(y_val, trained_val[:, 0]), fit.val_nrmse
         better = after < before
         names = (f"val_nrmse_{short}_trained_head", f"val_nrmse_{short}_refit_head")
@@ -75,6 +98,7 @@ def refit_readout(
         before, after = balanced_accuracy(y_val, trained_val.argmax(axis=1)), fit.val_balanced_accuracy
         better = after > before
         names = (f"val_balanced_accuracy_{short}_trained_head", f"val_balanced_accuracy_{short}_refit_head")
+    kept_layer = (coef.T, intercept) if better else trained
     if better:
         with torch.no_grad():
             layer.weight.copy_(torch.as_tensor(coef.T, dtype=layer.weight.dtype))
@@ -88,8 +112,5 @@ def refit_readout(
         len(y_train),
         "refitted head kept" if better else "trained head kept",
     )
-    return {
-        names[0]: float(before),
-        names[1]: float(after),
-        f"readout_refit_kept_{short}": float(better),
-    }, better
+    scores = {names[0]: float(before), names[1]: float(after), f"readout_refit_kept_{short}": float(better)}
+    return Readout(scores, better, x_val @ kept_layer[0].T + kept_layer[1])
