@@ -107,6 +107,7 @@ def test_files_are_written_and_logged_to_a_report_run(pipeline_store: Store, rep
     report_run = reports[0]
     assert report_run.info.status == "FINISHED" and report_run.data.tags["eegphase.report"] == "smoke"
     assert report_run.info.run_id in done.stdout
+    assert "viewStateShareKey=eegphase-pipelines" in done.stdout  # the pipeline runs, sorted, in the UI
     logged = {artifact.path for artifact in client.list_artifacts(report_run.info.run_id)}
     assert logged == set(names)
 
@@ -127,3 +128,24 @@ def test_unknown_experiment_is_a_clear_error(pipeline_store: Store, tmp_path: Pa
     assert done.returncode == 2
     assert "no MLflow experiment 'no-such-exp'" in done.stderr and pipeline_store.experiment in done.stderr
     assert not (tmp_path / "experiments").exists()
+
+
+def test_csv_columns_are_plain_numbers_a_user_can_sort_by(report):
+    out, _ = report
+    table = pd.read_csv(out / "comparison.csv").set_index("config")
+    text = {"pipeline", "baseline_config", "seeds", "is_baseline"}  # names, the seed list, a flag
+    assert all(pd.api.types.is_numeric_dtype(table[c]) for c in set(table.columns) - text), table.dtypes
+    # full, seeds 0-2: the mean's 95% t interval, and the fewest test subjects a seed's score rests on
+    scores = [0.3 * 1.00 + 0.7 * 0.95, 0.3 * 1.15 + 0.7 * 0.90, 0.3 * 1.02 + 0.7 * 1.01]
+    mean, std = float(np.mean(scores)), float(np.std(scores, ddof=1))
+    row = table.loc["full"]
+    assert row["test_score_ci_low"] == pytest.approx(mean - 4.302653 * std / math.sqrt(3), abs=1e-6)
+    assert row["test_score_ci_high"] == pytest.approx(mean + 4.302653 * std / math.sqrt(3), abs=1e-6)
+    assert (row["test_subjects_c1"], row["test_subjects_c2"]) == (14, 13)
+    assert math.isnan(table.loc["no_aux", "test_score_ci_low"])  # one seed: no interval
+    assert list(table.sort_values("test_score_mean").index) == ["full", "baseline", "no_aux"]
+
+    runs = pd.read_csv(out / "runs.csv")
+    assert {"test_subjects_c1", "test_subjects_c2"} <= set(runs.columns)
+    assert pd.api.types.is_numeric_dtype(runs["test_subjects_c2"])
+    assert sorted(runs.loc[runs["pipeline"] == "baseline", "test_subjects_c2"]) == [13, 14, 14]

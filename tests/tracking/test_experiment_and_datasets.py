@@ -5,33 +5,42 @@ from __future__ import annotations
 
 import json
 
-import mne
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from eegphase.data.prepare_cache import prepare
-from eegphase.data.synthetic import generate_hbn
 from eegphase.phases.common import PhaseContext, dataset
 from eegphase.pipeline.runner import log_windows
-from eegphase.tracking.mlflow_tracker import EXPERIMENT_KIND, TAG_EXPERIMENT_KIND, Tracker, ui_link
+from eegphase.tracking.mlflow_tracker import (
+    EXPERIMENT_KIND,
+    PIPELINES_VIEW,
+    TAG_EXPERIMENT_KIND,
+    TAG_SHARED_VIEW,
+    Tracker,
+    ui_link,
+)
 
-mne.set_log_level("ERROR")
 
-
-def test_new_experiment_opens_on_model_training(tmp_path):
+def test_new_experiment_opens_on_model_training_with_a_view_of_its_pipelines(tmp_path):
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "eegphase")
     experiment = tracker.client.get_experiment(tracker.experiment_id)
     assert experiment.tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND == "custom_model_development"
+    # what the UI's runs table shows through the experiment's link (rendered in chromium: test_mlflow_ui.py)
+    view = json.loads(experiment.tags[TAG_SHARED_VIEW + PIPELINES_VIEW])
+    assert view["searchFilter"] == "tags.`eegphase.phase` = 'pipeline'"
+    assert (view["orderByKey"], view["orderByAsc"]) == ("metrics.`test_score`", True)
+    assert {"metrics.`test_score`", "metrics.`test_nrmse_c1`", "metrics.`test_nrmse_c2`"} <= set(
+        view["selectedColumns"]
+    )
 
 
 def test_ui_links_open_the_model_training_view():
     """MLflow 3.17's UI ignores the tag when it picks its view: the link names it (checked in headless
     chromium: without the parameter the experiment opens on the GenAI overview, with it on Runs)."""
-    assert (
-        ui_link("sqlite:///mlflow.db", "1")
-        == "http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
+    assert ui_link("sqlite:///mlflow.db", "1") == (
+        "http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=eegphase-pipelines"
+        "&workflowType=machine_learning"
     )
     assert ui_link("http://mlflow-host:5000/", "3", "ab" * 16) == (
         f"http://mlflow-host:5000/#/experiments/3/runs/{'ab' * 16}?workflowType=machine_learning"
@@ -47,17 +56,7 @@ def test_older_experiment_gets_the_kind_and_a_users_choice_stays(tmp_path):
     assert Tracker(uri, "chosen").experiment_id == chosen
     assert client.get_experiment(older).tags[TAG_EXPERIMENT_KIND] == EXPERIMENT_KIND
     assert client.get_experiment(chosen).tags[TAG_EXPERIMENT_KIND] == "genai_development"
-
-
-@pytest.fixture(scope="module")
-def challenge1_cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tracking-data")
-    hbn = generate_hbn(root / "hbn", releases=["R1"], subjects_per_release=6, fmt="bdf", duration_scale=0.05,
-                       ccd_trials_per_run=6, seed=0, progress=False)  # fmt: skip
-    cache = root / "cache"
-    data_cfg = {"name": "hbn", "sources": {"hbn": {"kind": "hbn", "root": str(hbn)}}, "modes": ["challenge1"]}
-    prepare(data_cfg, cache, modes=["challenge1"], progress=False)
-    return cache
+    assert TAG_SHARED_VIEW + PIPELINES_VIEW in client.get_experiment(older).tags
 
 
 @pytest.mark.filterwarnings("error::UserWarning")  # no model-schema hints about a table's integer columns

@@ -16,6 +16,7 @@ cross-entropy by the training split's class counts (``class_weights: balanced``)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -406,6 +407,22 @@ def fit_head_only(
     model.load_state_dict(state)
     set_requires_grad(model.encoder, True)
     freeze_unused_mask_token(model.encoder)
+
+
+def final_model(ctx: PhaseContext, task_name: str, task, checkpoint: Path) -> tuple[nn.Module, torch.Tensor]:
+    """A task's model as :func:`run` scored and handed it on (``checkpoint``; eval mode, CPU) and two of its
+    test windows as the model takes them: what the runner logs as the task's MLflow model."""
+    label, _ = task_names(task_name, task)
+    kind = str(task.kind)
+    classes = ctx.work_dir / label / "classes.json"  # class code -> name (classification)
+    n_outputs = 1 if kind == "regression" else len(json.loads(classes.read_text()))
+    model = build_predictor(ctx.model_cfg, n_outputs=n_outputs, task=kind)
+    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["model"])
+    target = target_column(task, load_windows(ctx.cache_dir, str(task.mode)).columns)
+    quiet = dataclasses.replace(ctx, log_dataset=lambda data, mode, split: None)  # logged when it trained
+    test = dataset(quiet, task.mode, "test", targets=[target], crop_s=task.crop_s)
+    # two windows: an exported graph traced on a batch of one would only take batches of one
+    return model.eval(), torch.stack([test[i % len(test)]["x"] for i in range(2)]).float()
 
 
 def run(ctx: PhaseContext) -> PhaseOutput:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class PipelineResult:
     phase_runs: dict[str, str] = field(default_factory=dict)  # phase -> run id of the run holding its weights
     reused: dict[str, bool] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)  # fine-tuned task -> MLflow model id (models:/<id>)
+    registered: dict[str, str] = field(default_factory=dict)  # registered model name -> this run's version
 
 
 def ensure_data(cfg: DictConfig, modes: list[str]):
@@ -165,10 +168,102 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
                     weights_run = run_id
             result.phase_runs[phase] = weights_run
             result.reused[phase] = found is not None
+            finetune_metrics = metrics if phase == "finetune" else {}
             upstream_fp, upstream_uri = fingerprint, f"runs:/{weights_run}/{CHECKPOINT_ARTIFACT}"
+        # the final scores, as metrics of the pipeline run: the runs table of the MLflow UI sorts by them
         result.metrics = {k: v for k, v in metrics.items() if k.startswith(("test_", "val_")) and _finite(v)}
         tracker.log_metrics(parent, result.metrics)
+        if "finetune" in result.phase_runs and info.is_main:  # models its fine-tuning (or the reused) logged
+            result.models = tracker.logged_models(result.phase_runs["finetune"])
+            tracker.link_models(parent, result.models.values())
+    if result.models:  # once the pipeline run is FINISHED
+        register_task_models(cfg, tracker, result, finetune_metrics)
     return result
+
+
+def task_metric_keys(metrics, label: str, short: str) -> list[str]:
+    """The final metrics of one fine-tuning task (``test_nrmse_c1``, ``challenge1_best_epoch``, ...)."""
+    pattern = re.compile(rf"(^|_)({re.escape(short)}|{re.escape(label)})(_|$)")
+    return [key for key in metrics if pattern.search(key)]
+
+
+def log_task_models(ctx: PhaseContext, tracker: Tracker | RankZeroTracker, run_id: str, output) -> None:
+    """Each fine-tuned task's model as an MLflow model of the fine-tuning run, named after the task (graph and
+    weights without pickle, a signature, two test windows as input example: tracking/models.py).
+
+    A model that cannot be logged (e.g. one ``torch.export`` cannot trace) is reported and skipped: the run
+    keeps its checkpoint, and its tag ``eegphase.model_error.<task>`` says why.
+    """
+    cfg = ctx.cfg
+    for key, task in ctx.phase_cfg.tasks.items():
+        label, short = finetune.task_names(key, task)
+        metadata = {
+            "task": key,
+            "kind": str(task.kind),
+            "target": str(task.target),
+            "input": "float32 windows (batch, channels, samples) in the units the model trained on",
+            "sfreq": float(cfg.preprocess.sfreq),
+            "input_scale_from_volts": float(cfg.preprocess.get("scale", 1.0)) * float(cfg.input_scale),
+        }
+        if f"classes/{label}" in output.files:
+            metadata["classes"] = json.loads(Path(output.files[f"classes/{label}"]).read_text())
+        try:
+            model, example = finetune.final_model(ctx, key, task, output.files[f"checkpoints/{label}"])
+            keys = task_metric_keys(output.metrics, label, short)
+            tracker.log_model(run_id, model, label, example, keys, metadata)
+        except Exception as exc:  # noqa: BLE001 - training is done; a model that cannot be logged must not undo it
+            log.warning("finetune: the %s model was not logged as an MLflow model: %s", label, exc)
+            tracker.set_tags(run_id, {f"eegphase.model_error.{label}": f"{type(exc).__name__}: {exc}"[:5000]})
+
+
+def register_task_models(
+    cfg: DictConfig, tracker: Tracker | RankZeroTracker, result: PipelineResult, metrics: dict[str, float]
+) -> None:
+    """Register the models of the tasks ``tracking.registry.models`` names (task -> registered model) and keep
+    ``tracking.registry.alias`` on each registered model's best version by the task's test score (NRMSE,
+    lower is better; balanced accuracy for a classification task). ``metrics``: the fine-tuning run's."""
+    registry = cfg.tracking.registry
+    if not registry.enabled:
+        return
+    seed = effective_seed(cfg, "finetune")
+    for key, task in cfg.phases.finetune.tasks.items():
+        label, short = finetune.task_names(key, task)
+        name = registry.models.get(key)
+        if not name or label not in result.models:
+            continue
+        regression = str(task.kind) == "regression"
+        score_metric = f"test_nrmse_{short}" if regression else f"test_balanced_accuracy_{short}"
+        score = float(metrics.get(score_metric, math.nan))
+        version, best = tracker.register_model(
+            result.models[label],
+            str(name),
+            score,
+            score_metric,
+            lower_is_better=regression,
+            alias=registry.alias,
+            tags={
+                TAG_PIPELINE: cfg.pipeline.name,
+                "eegphase.pipeline_run": result.parent_run_id,
+                "eegphase.seed": seed,
+                "eegphase.task": key,
+            },
+            description=f"{cfg.pipeline.name} seed {seed}: {score_metric} = {score:.4f} "
+            f"(pipeline run {result.parent_run_id})",
+            model_description=f"eegphase's model of task {key} (target {task.target}); alias "
+            f"'{registry.alias}': the version with the {'lowest' if regression else 'highest'} {score_metric}",
+        )
+        if version is None:
+            continue
+        result.registered[str(name)] = str(version.version)
+        log.info(
+            "registered %s version %s (%s %.4f); alias %s: version %s",
+            name,
+            version.version,
+            score_metric,
+            score,
+            registry.alias,
+            best.version if best is not None else "none (no finite score)",
+        )
 
 
 def phase_work_dir(cfg: DictConfig, phase: str, fingerprint: str) -> Path:
@@ -264,6 +359,8 @@ def _train_phase(
     if "checkpoints" not in output.files:
         tracker.log_artifact(run_id, output.checkpoint, "checkpoints")
     tracker.log_metrics(run_id, {k: v for k, v in output.metrics.items() if _finite(v)})
+    if phase == "finetune" and main and cfg.tracking.log_models:
+        log_task_models(ctx, tracker, run_id, output)
     if main:
         complete.write_text(run_id)
     return output.metrics

@@ -153,10 +153,19 @@ class PipelineSchema:
 
 
 @dataclass
+class RegistrySchema:
+    enabled: bool = MISSING
+    alias: str | None = MISSING
+    models: dict[str, str] = field(default_factory=dict)  # fine-tuning task -> registered model name
+
+
+@dataclass
 class TrackingSchema:
     uri: str = MISSING
     experiment: str = MISSING
     artifact_location: str | None = MISSING
+    log_models: bool = MISSING
+    registry: RegistrySchema = field(default_factory=RegistrySchema)
 
 
 @dataclass

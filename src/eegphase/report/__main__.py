@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {', '.join(str(p) for p in report.files.values())}")
     if report.report_run_id:
         print(f"MLflow report run {report.report_run_id}")
+        print(f"the pipeline runs in the MLflow UI, best test score first: {report.ui_link}")
     return 0
 
 

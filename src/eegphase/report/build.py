@@ -11,7 +11,7 @@ from eegphase.report.collect import DEFAULT_METRICS, finetune_curves, load_runs
 from eegphase.report.compare import comparison_table
 from eegphase.report.plots import learning_curves, metric_bars
 from eegphase.report.write import report_markdown
-from eegphase.tracking.mlflow_tracker import TAG_PHASE, Tracker
+from eegphase.tracking.mlflow_tracker import TAG_PHASE, Tracker, ui_link
 
 TAG_REPORT = "eegphase.report"
 
@@ -41,6 +41,7 @@ class Report:
     runs: pd.DataFrame  # one row per (configuration, seed)
     files: dict[str, Path] = field(default_factory=dict)  # {"markdown", "csv", "runs_csv", "bars", "curves"}
     report_run_id: str | None = None
+    ui_link: str = ""  # the experiment's pipeline runs on the MLflow UI, best test score first
 
 
 def build_report(options: ReportOptions) -> Report:
@@ -78,8 +79,10 @@ def build_report(options: ReportOptions) -> Report:
 
 
 def log_report_run(options: ReportOptions, report: Report) -> str:
-    """A run tagged ``eegphase.phase=report`` in the same experiment, holding the report's files."""
+    """A run tagged ``eegphase.phase=report`` in the same experiment, holding the report's files (the CSVs
+    hold plain numbers, which the UI's artifact view shows as a table)."""
     tracker = Tracker(options.tracking_uri, options.experiment)
+    report.ui_link = ui_link(options.tracking_uri, tracker.experiment_id)
     tags = {TAG_PHASE: "report", TAG_REPORT: options.report_name}
     with tracker.run(f"report-{options.report_name}", tags) as run_id:
         tracker.log_params(

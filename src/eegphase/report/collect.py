@@ -15,7 +15,7 @@ from eegphase.tracking.queries import PipelineRun, RunQueries
 DEFAULT_METRICS = ("test_nrmse_c1", "test_nrmse_c2", "test_score")
 SEED_PARAMS = ("seed", "phases.finetune.seed")  # the replicate axis, not a configuration choice
 RUNTIME_PARAMS = ("tracking.", "progress", "n_jobs", "device", "reuse", "cache_dir", "work_dir")
-RUN_COLUMNS = ("config", "pipeline", "seed", "run_id", "run_name", "start_time", "test_subjects")
+RUN_COLUMNS = ("config", "pipeline", "seed", "run_id", "run_name", "start_time")
 SUBJECTS_PREFIX = "test_subjects_"  # finetune logs how many test subjects each task's score rests on
 
 
@@ -45,8 +45,10 @@ def config_label(pipeline: str, choices: dict[str, str]) -> str:
 
 def runs_frame(runs: list[PipelineRun], metrics: tuple[str, ...] = DEFAULT_METRICS) -> pd.DataFrame:
     """One row per (config, seed), the newest run winning; columns: config, pipeline, seed, run id/name,
-    start time, the varying parameters, and ``metrics`` (NaN where a run did not log one)."""
+    start time, the number of test subjects of each task (``test_subjects_<task>``), the varying parameters,
+    and ``metrics`` (NaN where a run did not log one). Every count and score is a plain number."""
     keys = varying_params(runs)
+    subjects = subject_columns(runs, metrics)
     rows = []
     for run in runs:
         if "seed" not in run.params:
@@ -62,28 +64,30 @@ def runs_frame(runs: list[PipelineRun], metrics: tuple[str, ...] = DEFAULT_METRI
                 "run_id": run.run_id,
                 "run_name": run.name,
                 "start_time": run.start_time,
-                "test_subjects": subjects_text(run.metrics),
+                **{s: run.metrics.get(s, float("nan")) for s in subjects},
                 **choices,
                 **{m: run.metrics.get(m, float("nan")) for m in metrics},
             }
         )
-    columns = [*RUN_COLUMNS, *keys, *metrics]
+    columns = [*RUN_COLUMNS, *subjects, *keys, *metrics]
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.sort_values("start_time", ascending=False).drop_duplicates(["config", "seed"], keep="first")
     return frame.sort_values(["pipeline", "config", "seed"]).reset_index(drop=True)
 
 
-def subjects_text(metrics: dict[str, float]) -> str:
-    """``c1 14, c2 14``: the number of test subjects per task (``n/a`` for runs that did not log it)."""
-    counts = sorted(
-        (k.removeprefix(SUBJECTS_PREFIX), v) for k, v in metrics.items() if k.startswith(SUBJECTS_PREFIX)
-    )
-    return ", ".join(f"{task} {int(n)}" for task, n in counts) or "n/a"
+def subject_columns(runs: list[PipelineRun], metrics: tuple[str, ...] = ()) -> list[str]:
+    """``test_subjects_<task>`` of every task some run logged it for (unless compared as a metric)."""
+    found = {k for run in runs for k in run.metrics if k.startswith(SUBJECTS_PREFIX)}
+    return sorted(found - set(metrics))
 
 
 def choice_columns(frame: pd.DataFrame, metrics: tuple[str, ...]) -> list[str]:
     """The varying-parameter columns of a ``runs_frame``."""
-    return [c for c in frame.columns if c not in RUN_COLUMNS and c not in metrics]
+    return [
+        c
+        for c in frame.columns
+        if c not in RUN_COLUMNS and c not in metrics and not c.startswith(SUBJECTS_PREFIX)
+    ]
 
 
 def load_runs(tracking_uri: str, experiment: str, metrics: tuple[str, ...] = DEFAULT_METRICS) -> pd.DataFrame:

@@ -1,5 +1,8 @@
 """Per-configuration statistics over seeds, and the seed-paired difference to the baseline.
 
+Every statistic is a column of its own holding a plain number (n, mean, std, interval bounds), so that a
+spreadsheet or ``pandas`` sorts by it; only ``write.py`` turns them into text for people.
+
 Seeds are paired because a seed fixes the fine-tuning initialisation and data order in both pipelines, so
 the per-seed difference removes that shared noise; its 95% interval is a Student t interval (n - 1 degrees
 of freedom), undefined for a single pair.
@@ -15,16 +18,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from eegphase.report.collect import DEFAULT_METRICS, choice_columns
+from eegphase.report.collect import DEFAULT_METRICS, SUBJECTS_PREFIX, choice_columns
 
 
 @dataclass(frozen=True)
 class Spread:
-    """Mean and sample standard deviation (ddof=1; NaN for one value) of ``n`` finite values."""
+    """Mean, sample standard deviation (ddof=1) and the mean's t confidence interval over ``n`` finite values
+    (std and interval NaN for one value)."""
 
     n: int
     mean: float
     std: float
+    ci_low: float = math.nan
+    ci_high: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -38,12 +44,16 @@ class PairedDifference:
     ci_high: float
 
 
-def spread(values) -> Spread:
+def spread(values, level: float = 0.95) -> Spread:
     finite = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
     if finite.size == 0:
         return Spread(0, math.nan, math.nan)
-    std = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
-    return Spread(int(finite.size), float(finite.mean()), std)
+    mean = float(finite.mean())
+    if finite.size == 1:
+        return Spread(1, mean, math.nan)
+    std = float(finite.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, df=finite.size - 1)) * std / math.sqrt(finite.size)
+    return Spread(int(finite.size), mean, std, mean - half, mean + half)
 
 
 def paired_difference(
@@ -85,8 +95,9 @@ def comparison_table(
     baseline: str = "baseline",
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """One row per configuration (the baseline first): seeds, then for every metric its mean/std/n over
-    seeds and the paired difference to the baseline (``<metric>_diff_{n,mean,std,ci_low,ci_high}``)."""
+    """One row per configuration (the baseline first): seeds, test subjects per task, then for every metric
+    its n/mean/std/CI over seeds (``<metric>_{n,mean,std,ci_low,ci_high}``) and the paired difference to the
+    baseline (``<metric>_diff_{n,mean,std,ci_low,ci_high}``)."""
     missing = [m for m in metrics if m not in runs.columns]
     if missing:
         raise KeyError(f"metric column(s) {missing} not in the runs table (columns: {list(runs.columns)})")
@@ -110,13 +121,12 @@ def comparison_table(
             "baseline_config": reference,
             "n_seeds": len(group),
             "seeds": " ".join(str(s) for s in sorted(group["seed"])),
-            "test_subjects": " / ".join(sorted(set(group["test_subjects"]))),
+            # the fewest test subjects any seed's score of the task rests on
+            **{c: group[c].min() for c in runs.columns if c.startswith(SUBJECTS_PREFIX) and c not in metrics},
         }
         for metric in metrics:
-            summary = spread(group[metric])
-            out.update(
-                {f"{metric}_n": summary.n, f"{metric}_mean": summary.mean, f"{metric}_std": summary.std}
-            )
+            summary = spread(group[metric], level)
+            out.update({f"{metric}_{field}": getattr(summary, field) for field in Spread.__annotations__})
             if is_baseline or reference is None:
                 diff = PairedDifference(0, math.nan, math.nan, math.nan, math.nan)
             else:

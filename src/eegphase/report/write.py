@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 
+from eegphase.report.collect import SUBJECTS_PREFIX
+
 METRIC_TITLES = {"test_nrmse_c1": "C1 NRMSE", "test_nrmse_c2": "C2 NRMSE", "test_score": "Score"}
 
 
@@ -48,6 +50,16 @@ def verdict_text(low: float, high: float, n: int) -> str:
     return ": lower than baseline" if high < 0 else ": higher than baseline"
 
 
+def subjects_text(row: pd.Series) -> str:
+    """``c1 14, c2 13``: the test subjects of each task (``n/a`` where none was logged)."""
+    counts = [
+        (str(key).removeprefix(SUBJECTS_PREFIX), value)
+        for key, value in row.items()
+        if str(key).startswith(SUBJECTS_PREFIX) and isinstance(value, float | int) and math.isfinite(value)
+    ]
+    return ", ".join(f"{task} {int(n)}" for task, n in sorted(counts)) or "n/a"
+
+
 def markdown_table(table: pd.DataFrame, metrics: tuple[str, ...]) -> str:
     """A GitHub Markdown table: per config, mean ± std of each metric and the paired difference to baseline."""
     header = ["Config", "Seeds", "Test subjects"]
@@ -55,7 +67,7 @@ def markdown_table(table: pd.DataFrame, metrics: tuple[str, ...]) -> str:
     header += [f"Δ {metric_title(m)} vs baseline" for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
-        cells = [str(row["config"]), str(row["seeds"]), str(row.get("test_subjects", "n/a"))]
+        cells = [str(row["config"]), str(row["seeds"]), subjects_text(row)]
         cells += [mean_std_text(row[f"{m}_mean"], row[f"{m}_std"], int(row[f"{m}_n"])) for m in metrics]
         cells += [difference_text(row, m) for m in metrics]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")

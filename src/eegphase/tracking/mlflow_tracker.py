@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -33,11 +34,18 @@ import mlflow.data
 import pandas as pd
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.entities import DatasetInput, InputTag, Metric, Run, RunStatus
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from eegphase.locks import file_lock, is_held, lease
+from eegphase.tracking.models import (
+    TAG_MODEL,
+    link_model_outputs,
+    log_torch_model,
+    register_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +72,40 @@ MAX_PARAM_LENGTH = 6000
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where ``make ui`` serves a local store
 
+# A view of the runs table stored in the experiment, as the UI's "Share" button stores one (an experiment tag
+# mlflow.sharedViewState.<key> holding the table's filter, sort and columns): the pipeline runs only, best
+# test score first, with their scores as columns. MLflow 3.17 shows no metric column until one is chosen.
+PIPELINES_VIEW = "eegphase-pipelines"
+TAG_SHARED_VIEW = "mlflow.sharedViewState."
+VIEW_METRICS = ("test_score", "test_nrmse_c1", "test_nrmse_c2")  # lower is better
+
+
+def pipelines_view() -> str:
+    """The JSON of :data:`PIPELINES_VIEW`: search facets and UI state as the MLflow 3.17 UI reads them."""
+    columns = [f"tags.`{TAG_PIPELINE}`", "params.`seed`", *(f"metrics.`{m}`" for m in VIEW_METRICS)]
+    return json.dumps(
+        {
+            "searchFilter": f"tags.`{TAG_PHASE}` = 'pipeline'",
+            "orderByKey": f"metrics.`{VIEW_METRICS[0]}`",
+            "orderByAsc": True,
+            "selectedColumns": columns,
+        },
+        sort_keys=True,
+    )
+
 
 def ui_link(tracking_uri: str, experiment_id: str, run_id: str | None = None) -> str:
-    """A link that opens the experiment (or one run) on the MLflow UI's model-training view.
+    """A link that opens one run, or the experiment's pipeline runs (:data:`PIPELINES_VIEW`), on the MLflow
+    UI's model-training view.
 
     MLflow 3.17's UI picks GenAI or model training from a ``workflowType`` URL parameter (else the browser's
     last choice, GenAI by default), not from the experiment's ``mlflow.experimentKind`` tag.
     """
     base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
-    page = f"experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
-    return f"{base}/#/{page}?workflowType=machine_learning"
+    if run_id:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    view = f"viewStateShareKey={PIPELINES_VIEW}&workflowType=machine_learning"
+    return f"{base}/#/experiments/{experiment_id}/runs?{view}"
 
 
 class TrackingError(Exception):
@@ -128,6 +160,15 @@ def store_lock_path(tracking_uri: str) -> Path | None:
     return db.with_name(f"{db.name}.lock") if db is not None else None
 
 
+def registry_lock_path(tracking_uri: str) -> Path:
+    """Held while a model version is registered and the alias moved: ``<db>.registry.lock`` beside a SQLite
+    store, else in the lease folder (which, for a remote store, only this machine's processes share)."""
+    db = sqlite_path(tracking_uri)
+    if db is not None:
+        return db.with_name(f"{db.name}.registry.lock")
+    return lease_dir(tracking_uri)[0] / "registry.lock"
+
+
 def lease_dir(tracking_uri: str) -> tuple[Path, bool]:
     """Where runs' lease files live, and whether every process using the store sees that folder.
 
@@ -161,14 +202,18 @@ class Tracker:
 
     def ensure_experiment(self) -> str:
         """Create the experiment if needed (safe when several processes race to do it), marked as model
-        training for the UI; an experiment made before that mark gets it, one a user marked keeps theirs."""
+        training for the UI and holding the pipelines view (:data:`PIPELINES_VIEW`); an experiment made before
+        the mark gets it, one a user marked keeps theirs."""
         found = self.client.get_experiment_by_name(self.experiment_name)
         if found is None:
             try:
                 return self.client.create_experiment(
                     self.experiment_name,
                     artifact_location=self.artifact_location,
-                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND},
+                    tags={
+                        TAG_EXPERIMENT_KIND: EXPERIMENT_KIND,
+                        TAG_SHARED_VIEW + PIPELINES_VIEW: pipelines_view(),
+                    },
                 )
             except MlflowException:
                 found = self.client.get_experiment_by_name(self.experiment_name)
@@ -176,6 +221,12 @@ class Tracker:
                     raise
         if TAG_EXPERIMENT_KIND not in found.tags:
             self.client.set_experiment_tag(found.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
+        if (
+            found.tags.get(TAG_SHARED_VIEW + PIPELINES_VIEW) != pipelines_view()
+        ):  # (this code's version of it)
+            self.client.set_experiment_tag(
+                found.experiment_id, TAG_SHARED_VIEW + PIPELINES_VIEW, pipelines_view()
+            )
         return found.experiment_id
 
     # ------------------------------------------------------------------ runs
@@ -255,6 +306,59 @@ class Tracker:
             )._to_mlflow_entity()
         tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
         self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags)])
+
+    # ------------------------------------------------------------------ models
+    def log_model(
+        self,
+        run_id: str,
+        model,
+        name: str,
+        example,
+        metric_keys: list[str] | tuple[str, ...] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Log a torch model (``models.log_torch_model``) in ``run_id``, named ``name``; the run's tag
+        ``eegphase.model.<name>`` holds its id. Returns the id (``models:/<id>`` loads it)."""
+        model_id = log_torch_model(self.client, run_id, model, name, example, metric_keys, metadata)
+        self.set_tags(run_id, {f"{TAG_MODEL}{name}": model_id})
+        return model_id
+
+    def logged_models(self, run_id: str) -> dict[str, str]:
+        """name -> model id of the models :meth:`log_model` logged in ``run_id``."""
+        tags = self.get_run(run_id).data.tags
+        return {k.removeprefix(TAG_MODEL): v for k, v in tags.items() if k.startswith(TAG_MODEL)}
+
+    def link_models(self, run_id: str, model_ids) -> None:
+        """List models another run logged among this run's outputs (a pipeline run, its fine-tuned models)."""
+        link_model_outputs(self.client, run_id, model_ids)
+
+    def register_model(
+        self,
+        model_id: str,
+        name: str,
+        score: float,
+        score_metric: str,
+        lower_is_better: bool = True,
+        alias: str | None = "best",
+        tags: Mapping[str, Any] | None = None,
+        description: str = "",
+        model_description: str = "",
+    ) -> tuple[ModelVersion, ModelVersion | None]:
+        """Register a logged model as a version of ``name`` and keep ``alias`` on the best-scoring version
+        (``models.register_version``), under this store's registry lock: (the version, the alias's version)."""
+        return register_version(
+            self.client,
+            model_id,
+            name,
+            score,
+            score_metric,
+            lower_is_better=lower_is_better,
+            alias=alias,
+            tags=tags,
+            description=description,
+            model_description=model_description,
+            lock_path=registry_lock_path(self.tracking_uri),
+        )
 
     def get_run(self, run_id: str) -> Run:
         try:

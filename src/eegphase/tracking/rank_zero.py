@@ -78,6 +78,25 @@ class RankZeroTracker:
         if self.tracker is not None:
             self.tracker.log_figure(run_id, figure, artifact_file)
 
+    def log_model(self, run_id: str, model, name: str, example, metric_keys=(), metadata=None) -> str | None:
+        """Rank 0 logs (the model's id); the others get None: they neither build nor log the model."""
+        if self.tracker is None:
+            return None
+        return self.tracker.log_model(run_id, model, name, example, metric_keys, metadata)
+
+    def link_models(self, run_id: str, model_ids) -> None:
+        if self.tracker is not None:
+            self.tracker.link_models(run_id, model_ids)
+
+    def logged_models(self, run_id: str) -> dict[str, str]:
+        return self.tracker.logged_models(run_id) if self.tracker is not None else {}
+
+    def register_model(self, model_id: str, name: str, score: float, score_metric: str, **options):
+        """Rank 0 registers (the runner registers on rank 0 only); the others get (None, None)."""
+        if self.tracker is None:
+            return None, None
+        return self.tracker.register_model(model_id, name, score, score_metric, **options)
+
     # ------------------------------------------------------------------ decisions: rank 0's, broadcast
     def find_finished(self, fingerprint: str, phase: str) -> Run | None:
         found = self.tracker.find_finished(fingerprint, phase) if self.tracker is not None else None

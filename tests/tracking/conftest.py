@@ -1,0 +1,24 @@
+"""A small real prepared cache (challenge 1 windows of generated HBN data) for the tracking tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mne
+import pytest
+
+from eegphase.data.prepare_cache import prepare
+from eegphase.data.synthetic import generate_hbn
+
+mne.set_log_level("ERROR")
+
+
+@pytest.fixture(scope="session")
+def challenge1_cache(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tracking-data")
+    hbn = generate_hbn(root / "hbn", releases=["R1"], subjects_per_release=6, fmt="bdf", duration_scale=0.05,
+                       ccd_trials_per_run=6, seed=0, progress=False)  # fmt: skip
+    cache = root / "cache"
+    data_cfg = {"name": "hbn", "sources": {"hbn": {"kind": "hbn", "root": str(hbn)}}, "modes": ["challenge1"]}
+    prepare(data_cfg, cache, modes=["challenge1"], progress=False)
+    return cache
