@@ -30,6 +30,7 @@ def _pipeline_row(workdir):
     return frame, frame[frame["tags.eegphase.phase"] == "pipeline"].iloc[0]
 
 
+@pytest.mark.slow  # two torchrun ranks plus a one-process run: ~50 s; the default suite keeps gloo DDP in engine tests
 def test_two_ranks_equal_one_process_with_twice_the_batch(tiny_hbn, tmp_path):
     one, half, two = (tmp_path / name for name in ("one", "half", "two"))
     for folder in (one, half, two):

@@ -10,7 +10,7 @@ from cli_helpers import run_cli
 from .conftest import BASELINE_C1
 
 
-@pytest.mark.slow  # the local launcher stays covered by the two-task DDP job below
+@pytest.mark.slow  # ~45 s like the two-task DDP job below; CI runs both in make test-slow
 def test_submitit_local_launcher_runs_two_jobs_in_their_own_processes(sweep_data, tmp_path):
     run_cli(
         tmp_path, *BASELINE_C1, "hydra/launcher=local", "seed=0,1", **sweep_data, multirun=True, timeout=400
@@ -26,6 +26,7 @@ def test_submitit_local_launcher_runs_two_jobs_in_their_own_processes(sweep_data
     assert len(results) == 2 and len(logs) == 2
 
 
+@pytest.mark.slow  # a two-task submitit job running one DDP pipeline: ~47 s
 def test_a_job_of_two_tasks_is_one_ddp_pipeline(sweep_data, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
