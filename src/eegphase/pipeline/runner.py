@@ -118,6 +118,7 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
         result = PipelineResult(parent, ui_link(cfg.tracking.uri, tracker.experiment_id, parent))
         upstream_fp: str | None = None
         upstream_uri: str | None = None
+        finetune_metrics: dict[str, float] = {}  # the fine-tuning run's scores: they rank registered models
         for phase in phases:
             seed = effective_seed(cfg, phase)
             explicit = cfg.phases[phase].get("init_from")
@@ -168,7 +169,8 @@ def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> Pipelin
                     weights_run = run_id
             result.phase_runs[phase] = weights_run
             result.reused[phase] = found is not None
-            finetune_metrics = metrics if phase == "finetune" else {}
+            if phase == "finetune":
+                finetune_metrics = metrics
             upstream_fp, upstream_uri = fingerprint, f"runs:/{weights_run}/{CHECKPOINT_ARTIFACT}"
         # the final scores, as metrics of the pipeline run: the runs table of the MLflow UI sorts by them
         result.metrics = {k: v for k, v in metrics.items() if k.startswith(("test_", "val_")) and _finite(v)}
