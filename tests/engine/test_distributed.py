@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_run import TinyNet
+from torch import nn
 
 from eegphase.engine.checkpoint import load_checkpoint
+from eegphase.engine.distributed import unwrap_model
 
 SCRIPT = Path(__file__).with_name("tiny_run.py")
 
@@ -71,3 +73,26 @@ def _initial_weights() -> dict[str, torch.Tensor]:
     """The script's initial weights (it seeds with 7 right before building the model)."""
     torch.manual_seed(7)
     return TinyNet().state_dict()
+
+
+def test_unwrap_model_strips_ddp_and_compile_wrappers_in_any_nesting():
+    plain = nn.Linear(3, 2)
+    assert unwrap_model(plain) is plain
+    for wrapped in (
+        torch.compile(plain),
+        nn.DataParallel(torch.compile(plain)),
+        torch.compile(nn.DataParallel(plain)),
+        nn.DataParallel(torch.compile(nn.DataParallel(torch.compile(plain)))),
+    ):
+        assert unwrap_model(wrapped) is plain
+
+
+def test_unwrap_model_strips_a_real_ddp_wrapper(tmp_path):
+    store = torch.distributed.FileStore(str(tmp_path / "store"), 1)
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        plain = nn.Linear(3, 2)
+        ddp = nn.parallel.DistributedDataParallel(torch.compile(plain))
+        assert unwrap_model(torch.compile(ddp)) is plain
+    finally:
+        torch.distributed.destroy_process_group()

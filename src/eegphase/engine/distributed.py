@@ -1,4 +1,5 @@
-"""torchrun / DistributedDataParallel helpers: read the launcher's env, init the group, reduce metrics."""
+"""torchrun / DistributedDataParallel helpers: read the launcher's env, init the group, wrap and unwrap the
+model, reduce metrics."""
 
 from __future__ import annotations
 
@@ -107,9 +108,16 @@ def broadcast_from_main(obj: object) -> object:
     return obj
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (for attribute access such as an EMA update), else ``model``."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module under any nesting of DDP (``.module``) and torch.compile (``._orig_mod``) wrappers:
+    its attributes (an EMA update) and state-dict keys (no wrapper prefix) are the model's own."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
 
 
 def resolve_device(name: str = "auto", info: DistInfo | None = None) -> torch.device:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from eegphase.engine.checkpoint import load_checkpoint
+from eegphase.engine.distributed import unwrap_model
 from eegphase.engine.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -40,17 +41,6 @@ def clean_key(key: str) -> str:
     while key.startswith(_WRAPPER_PREFIXES):
         key = key.removeprefix("module.").removeprefix("_orig_mod.")
     return key.replace("._orig_mod.", ".")
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module under torch.compile / DDP wrappers, whose state-dict keys carry no wrapper prefix."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
-            model = model.module
-        else:
-            return model
 
 
 def _state_dict_of(checkpoint: Mapping[str, object], path: Path) -> dict[str, torch.Tensor]:

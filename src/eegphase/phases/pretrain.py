@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from eegphase.data.datasets import TARGETS
-from eegphase.engine.distributed import unwrap
+from eegphase.engine.distributed import unwrap_model
 from eegphase.engine.loop import Trainer
 from eegphase.engine.seeding import seed_everything
 from eegphase.engine.transfer import freeze_unused_mask_token
@@ -172,7 +172,7 @@ def _fit(
 @torch.no_grad()
 def code_counts(tokenizer: nn.Module, data_loader, device: torch.device) -> torch.Tensor:
     """How often each code is used on the real-channel patches of ``data_loader``'s windows (eval mode)."""
-    tokenizer = unwrap(tokenizer)
+    tokenizer = unwrap_model(tokenizer)
     was_training = tokenizer.training
     tokenizer.eval()
     counts = torch.zeros(tokenizer.codebook.n_codes, dtype=torch.long)
@@ -188,7 +188,7 @@ def code_counts(tokenizer: nn.Module, data_loader, device: torch.device) -> torc
 def codebook_health(tokenizer: nn.Module, data_loader, device: torch.device) -> dict[str, float]:
     """Codebook usage, perplexity and top share on ``data_loader``, plus restarts so far (see EMACodebook)."""
     stats = codebook_stats(code_counts(tokenizer, data_loader, device).numpy())
-    return {**stats, "codebook_restarts": float(unwrap(tokenizer).codebook.restarts)}
+    return {**stats, "codebook_restarts": float(unwrap_model(tokenizer).codebook.restarts)}
 
 
 def train_tokenizer(ctx: PhaseContext, train, val) -> tuple[nn.Module, dict[str, float]]:
@@ -309,7 +309,8 @@ def run(ctx: PhaseContext) -> PhaseOutput:
         model = JepaPretrainModel(encoder_from_config(ctx.model_cfg), float(phase.mask_ratio), bool(aux))
 
         def step(model, batch):
-            unwrap(model).jepa.update_target()  # EMA of the weights the previous optimizer step produced
+            # EMA of the weights the previous optimizer step produced
+            unwrap_model(model).jepa.update_target()
             loss, predictions = model(batch["x"], batch["channel_mask"])
             losses = {"jepa": loss}
             if aux:
