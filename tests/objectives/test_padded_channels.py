@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from eegphase.models.masking import channel_token_mask, pool_tokens
 from eegphase.models.registry import build_encoder
-from eegphase.phases.pretrain import MaskedPretrainModel, channel_token_mask, code_counts, pool_tokens
+from eegphase.phases.pretrain_mem import MaskedPretrainModel, code_counts
 
 N_CHANS, N_TIMES, N_CODES = 6, 200, 16  # 2 patches per channel
 REAL = 4  # channels 4 and 5 are padding

@@ -17,8 +17,8 @@ from eegphase.data.splits import SplitConfig
 from eegphase.data.windows import WindowConfig
 from eegphase.engine.precision import make_precision
 from eegphase.models.predictor import build_predictor
+from eegphase.objectives.multitask import AuxiliaryObjective
 from eegphase.phases.common import PhaseContext, trainer_config
-from eegphase.phases.pretrain import AuxiliaryObjective
 from eegphase.pipeline.plan import check_run_config, needed_modes
 from eegphase.pipeline.schema import register_schemas
 

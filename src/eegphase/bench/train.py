@@ -43,7 +43,7 @@ from eegphase.engine.optim import OptimizerConfig
 from eegphase.engine.precision import Precision, make_precision
 from eegphase.models.braindecode import braindecode_model_class
 from eegphase.models.predictor import encoder_from_config
-from eegphase.phases.pretrain import MaskedPretrainModel
+from eegphase.phases.pretrain_mem import MaskedPretrainModel
 
 N_CHANS, N_TIMES = 129, 200
 LossFn = Callable[[], torch.Tensor]

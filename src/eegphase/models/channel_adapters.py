@@ -119,3 +119,8 @@ class AdaptedEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, *args, channel_mask: torch.Tensor | None = None, **kwargs):
         return self.encoder(self.adapt(x, channel_mask), *args, **kwargs)
+
+
+def adapter_kwargs(encoder: nn.Module, channel_mask: torch.Tensor | None) -> dict:
+    """An encoder behind a learned channel adapter takes the channel mask; a bare one has no use for it."""
+    return {"channel_mask": channel_mask} if isinstance(encoder, AdaptedEncoder) else {}

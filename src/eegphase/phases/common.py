@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, SequentialSampler
 from eegphase.data.datasets import WindowDataset, make_dataset
 from eegphase.data.splits import SplitConfig
 from eegphase.engine.distributed import dist_info
-from eegphase.engine.loop import TrainerConfig
+from eegphase.engine.loop import StepFn, Trainer, TrainerConfig
 from eegphase.engine.optim import OptimizerConfig, ScheduleConfig
 from eegphase.engine.sampler import ShardedShuffleSampler, WeightedShardedSampler
 from eegphase.engine.seeding import make_generator, seed_worker
@@ -169,6 +169,40 @@ def trainer_config(
         schedule=ScheduleConfig(warmup_epochs=float(phase.warmup_epochs)),
         **overrides,
     )
+
+
+def fit_stage(
+    ctx: PhaseContext,
+    model: torch.nn.Module,
+    step_fn: StepFn,
+    train: DataLoader,
+    val: DataLoader,
+    epochs: int,
+    directory: Path,
+    prefix: str,
+    find_unused: bool = False,
+    on_epoch_end: Callable[[Trainer, dict[str, float]], None] | None = None,
+) -> tuple[Trainer, dict[str, float]]:
+    """Train one stage with the engine, resuming it when an earlier run was interrupted; returns the trainer
+    and the last epoch's metrics under ``prefix``, and logs the stage's learning curves.
+
+    ``find_unused``: some parameters get no gradient (auxiliary heads without a weight), which DDP must know.
+    """
+    trainer = Trainer(
+        model,
+        step_fn,
+        trainer_config(ctx, directory, ddp_find_unused_parameters=find_unused),
+        on_log=ctx.prefixed_log(prefix),
+        on_epoch_end=on_epoch_end,
+        device=ctx.device,
+    )
+    result = trainer.fit(train, val, epochs=epochs, resume_from=resume_point(directory))
+    if result.history:
+        ctx.log_figure(
+            learning_curves(result.history, f"{ctx.name} {prefix.rstrip('/')}"), f"plots/{prefix}curves.png"
+        )
+    final = {f"{prefix}{k}": v for k, v in (result.history[-1] if result.history else {}).items()}
+    return trainer, final
 
 
 def stage_done(directory: Path) -> dict | None:

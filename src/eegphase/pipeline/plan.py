@@ -24,11 +24,12 @@ from eegphase.data.splits import SPLITS, SplitConfig, attach_splits
 from eegphase.data.windows import MODES, WindowConfig
 from eegphase.engine.precision import PRECISIONS
 from eegphase.models.registry import check_encoder_spec
+from eegphase.objectives.multitask import AuxiliaryObjective
 from eegphase.objectives.pairs import MOVIE_PAIR_MODES, PAIR_MODES, pair_sampler, pair_source_mode
 from eegphase.objectives.regression import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, loss_by_name
 from eegphase.phases.common import effective_trainer
 from eegphase.phases.finetune import target_column
-from eegphase.phases.pretrain import AuxiliaryObjective, check_objective
+from eegphase.phases.pretrain import check_objective
 from eegphase.pipeline.schema import PHASES, finetune_task_spec
 
 TASK_KINDS = ("regression", "classification")
