@@ -26,16 +26,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from eegphase.data.datasets import WindowDataset, load_windows
 from eegphase.data.readers.subjects import find_column
 from eegphase.data.windows import NAME_SUFFIX
 from eegphase.engine.checkpoint import save_checkpoint
-from eegphase.engine.loop import Trainer, TrainerConfig, move_to_device
+from eegphase.engine.loop import StepFn, Trainer, TrainerConfig, move_to_device
 from eegphase.engine.precision import make_precision
 from eegphase.engine.seeding import seed_everything
 from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weights, set_requires_grad
-from eegphase.models.predictor import build_predictor
+from eegphase.models.predictor import Predictor, build_predictor
 from eegphase.objectives.metrics import (
     auroc,
     balanced_accuracy,
@@ -156,16 +157,47 @@ def _scatter(y_true: np.ndarray, y_pred: np.ndarray, title: str):
     return figure
 
 
+@dataclasses.dataclass
+class TaskSetup:
+    """One task as ``build_task`` makes it: what ``fit_task`` trains and ``score_task`` scores."""
+
+    label: str  # the task's folder and checkpoint name
+    short: str  # the task's name in metrics
+    kind: str  # regression | classification (pipeline.plan.check_run_config checked it)
+    target: str  # the windows-table column
+    directory: Path
+    splits: dict[str, WindowDataset]  # train, val, test: the windows whose target is known
+    train: DataLoader
+    val: DataLoader  # monitors training (max_eval_batches); scored in full through full_val
+    full_val: DataLoader
+    test: DataLoader
+    y_train: np.ndarray
+    n_outputs: int
+    model: Predictor
+    step: StepFn
+    metrics: dict[str, float]  # what building reports (class weights, keys missing from init_from)
+
+
 def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float], Path]:
-    """Fine-tune and score one task; returns its metrics and best checkpoint."""
-    phase = ctx.phase_cfg
-    label, short = task_names(task_name, task)
-    directory = ctx.work_dir / label
-    directory.mkdir(parents=True, exist_ok=True)
+    """Fine-tune and score one task; returns its metrics and best checkpoint. A task that finished before an
+    interruption of a later one is not trained again."""
+    directory = ctx.work_dir / task_names(task_name, task)[0]
     finished = stage_done(directory)
     if finished is not None:  # finished before an interruption of a later task
         refitted = directory / READOUT_CHECKPOINT
         return finished, refitted if refitted.exists() else directory / "best.pt"
+    setup = build_task(ctx, task_name, task)
+    checkpoint, best_epoch = fit_task(ctx, setup)
+    return score_task(ctx, setup, checkpoint, best_epoch)
+
+
+def build_task(ctx: PhaseContext, task_name: str, task) -> TaskSetup:
+    """The task's labelled splits and loaders, and its model and loss, ready to train: the head starts at the
+    trivial predictor, the encoder at ``init_from`` when there is one."""
+    phase = ctx.phase_cfg
+    label, short = task_names(task_name, task)
+    directory = ctx.work_dir / label
+    directory.mkdir(parents=True, exist_ok=True)
     kind = str(task.kind)  # regression | classification (pipeline.plan.check_run_config checked it)
     target = target_column(task, load_windows(ctx.cache_dir, str(task.mode)).columns)
     targets = [target]
@@ -177,9 +209,7 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
     train_data, val_data, test_data = splits["train"], splits["val"], splits["test"]
     batch = int(phase.batch_size)
     train = loader(ctx, train_data, batch, True, phase.max_batches_per_epoch)
-    val = loader(
-        ctx, val_data, batch, False, phase.max_eval_batches
-    )  # monitors training; scored in full below
+    val = loader(ctx, val_data, batch, False, phase.max_eval_batches)
     full_val, test = (loader(ctx, data, SCORING_BATCH, False) for data in (val_data, test_data))
 
     seed_everything(ctx.seed)
@@ -220,37 +250,77 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
         pred = out.squeeze(-1) if kind == "regression" else out
         return loss_fn(pred, batch["y"][:, 0])
 
+    return TaskSetup(
+        label=label,
+        short=short,
+        kind=kind,
+        target=target,
+        directory=directory,
+        splits=splits,
+        train=train,
+        val=val,
+        full_val=full_val,
+        test=test,
+        y_train=y_train,
+        n_outputs=n_outputs,
+        model=model,
+        step=step,
+        metrics=metrics,
+    )
+
+
+def fit_task(ctx: PhaseContext, setup: TaskSetup) -> tuple[Path, int | None]:
+    """Train the task's model (the head alone first on an initialised encoder, then end to end), leave it at
+    its best epoch by validation loss, and return that epoch's checkpoint and number."""
+    phase = ctx.phase_cfg
+    model, label = setup.model, setup.label
     head_epochs = int(phase.freeze_epochs) if ctx.init_from is not None else 0
     if head_epochs > 0:
-        fit_head_only(ctx, model, step, train, val, head_epochs, directory / "head", label)
+        fit_head_only(
+            ctx, model, setup.step, setup.train, setup.val, head_epochs, setup.directory / "head", label
+        )
     # End to end: the same number of epochs (and steps) whether the encoder starts from scratch or not,
     # on a schedule of its own (warmup, then cosine over exactly these epochs).
     trainer = Trainer(
         model,
-        step,
-        end_to_end_trainer_config(ctx, directory),
+        setup.step,
+        end_to_end_trainer_config(ctx, setup.directory),
         on_log=ctx.prefixed_log(f"{label}/"),
         device=ctx.device,
     )
-    result = trainer.fit(train, val, epochs=int(phase.epochs), resume_from=resume_point(directory))
+    result = trainer.fit(
+        setup.train, setup.val, epochs=int(phase.epochs), resume_from=resume_point(setup.directory)
+    )
     ctx.log_figure(learning_curves(result.history, f"finetune {label}"), f"plots/{label}_curves.png")
 
     best = torch.load(trainer.best_checkpoint, map_location="cpu", weights_only=True)["model"]
     model.load_state_dict(best)
-    checkpoint = trainer.best_checkpoint
+    return trainer.best_checkpoint, result.best_epoch
+
+
+def score_task(
+    ctx: PhaseContext, setup: TaskSetup, checkpoint: Path, best_epoch: int | None
+) -> tuple[dict[str, float], Path]:
+    """Score the fitted model (its last head layer refitted when that scores better on validation) on the val
+    and test subjects beside the trivial predictor and the band-power reference; log the test scatter and
+    mark the task done. Returns the task's metrics and the checkpoint of the model scored."""
+    phase = ctx.phase_cfg
+    model, kind, short, label = setup.model, setup.kind, setup.short, setup.label
+    val_data, test_data = setup.splits["val"], setup.splits["test"]
+    metrics = dict(setup.metrics)
     autocast = make_precision(str(ctx.trainer_cfg["precision"]), ctx.device).autocast
     scored = {}  # split -> (outputs, targets) already computed
     if phase.readout == "refit":
-        readout = _refit_readout(ctx, model, kind, short, splits, n_outputs, autocast)
+        readout = _refit_readout(ctx, model, kind, short, setup.splits, setup.n_outputs, autocast)
         metrics.update(readout.scores)
         if readout.kept:
-            checkpoint = directory / READOUT_CHECKPOINT
+            checkpoint = setup.directory / READOUT_CHECKPOINT
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             if ctx.is_main:
                 save_checkpoint({"model": model.state_dict()}, checkpoint)
         if len(readout.val_outputs) == len(val_data):  # the refit read every validation window
-            scored["val"] = readout.val_outputs, val_data.windows[target].to_numpy(float)
-    for split, data, data_loader in (("val", val_data, full_val), ("test", test_data, test)):
+            scored["val"] = readout.val_outputs, val_data.windows[setup.target].to_numpy(float)
+    for split, data, data_loader in (("val", val_data, setup.full_val), ("test", test_data, setup.test)):
         # how many subjects a score rests on (a comparison between pipelines reports it)
         metrics[f"{split}_subjects_{short}"] = float(data.windows["subject"].nunique())
         if split in scored:
@@ -259,16 +329,18 @@ def train_task(ctx: PhaseContext, task_name: str, task) -> tuple[dict[str, float
             out, true = predict(model.to(ctx.device), data_loader, ctx.device, autocast)
         if kind == "regression":
             metrics.update(
-                regression_scores(f"{split}_nrmse_{short}", true, out[:, 0], data.windows, y_train)
+                regression_scores(f"{split}_nrmse_{short}", true, out[:, 0], data.windows, setup.y_train)
             )
         else:
-            metrics.update(classification_scores(split, short, true, out, data.windows, y_train))
+            metrics.update(classification_scores(split, short, true, out, data.windows, setup.y_train))
         if split == "test" and kind == "regression":
             ctx.log_figure(_scatter(true, out[:, 0], f"{label}: test predictions"), f"plots/{label}_test.png")
     if phase.get("reference", True):
-        metrics.update(reference_scores(kind, short, splits, n_outputs, phase.get("reference_max_windows")))
-    metrics[f"{label}_best_epoch"] = float(result.best_epoch or 0)
-    mark_stage_done(ctx, directory, metrics)
+        metrics.update(
+            reference_scores(kind, short, setup.splits, setup.n_outputs, phase.get("reference_max_windows"))
+        )
+    metrics[f"{label}_best_epoch"] = float(best_epoch or 0)
+    mark_stage_done(ctx, setup.directory, metrics)
     return metrics, checkpoint
 
 
