@@ -12,6 +12,10 @@ from eegphase.models.channel_adapters import AdaptedEncoder
 from eegphase.models.heads import ClassificationHead, RegressionHead
 from eegphase.models.registry import build_channel_adapter, encoder_spec, instantiate_encoder
 
+# The head of each task kind a fine-tuning task may have (pipeline.plan checks configs against these names).
+HEADS: dict[str, type[nn.Module]] = {"regression": RegressionHead, "classification": ClassificationHead}
+TASK_KINDS = tuple(HEADS)
+
 
 class Predictor(nn.Module):
     """``head(encoder(x))`` for inputs (batch, channels, time); ``encoder`` keys are what phases hand over."""
@@ -57,12 +61,11 @@ def encoder_from_config(model_cfg: Mapping[str, Any]) -> nn.Module:
 def build_predictor(
     model_cfg: Mapping[str, Any], n_outputs: int = 1, task: str = "regression", dropout: float = 0.0
 ) -> Predictor:
-    """Encoder from ``model_cfg`` plus a regression head (``n_outputs``) or a classification head (classes)."""
+    """Encoder from ``model_cfg`` plus a regression head (``n_outputs``) or a classification head (classes).
+
+    The task kind is checked here too, for callers that build a predictor without a checked run config.
+    """
+    if task not in HEADS:
+        raise ValueError(f"task must be one of {TASK_KINDS}, got {task!r}")
     encoder = encoder_from_config(model_cfg)
-    if task == "regression":
-        head = RegressionHead(encoder.embed_dim, n_outputs, dropout=dropout)
-    elif task == "classification":
-        head = ClassificationHead(encoder.embed_dim, n_outputs, dropout=dropout)
-    else:
-        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
-    return Predictor(encoder, head)
+    return Predictor(encoder, HEADS[task](encoder.embed_dim, n_outputs, dropout=dropout))

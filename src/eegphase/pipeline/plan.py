@@ -23,6 +23,7 @@ from eegphase.data.sources import readers_from_config
 from eegphase.data.splits import SPLITS, SplitConfig, attach_splits
 from eegphase.data.windows import MODES, WindowConfig
 from eegphase.engine.precision import PRECISIONS
+from eegphase.models.predictor import TASK_KINDS
 from eegphase.models.registry import check_encoder_spec
 from eegphase.objectives.multitask import AuxiliaryObjective
 from eegphase.objectives.pairs import MOVIE_PAIR_MODES, PAIR_MODES, pair_sampler, pair_source_mode
@@ -32,7 +33,6 @@ from eegphase.phases.finetune import target_column
 from eegphase.phases.pretrain import check_objective
 from eegphase.pipeline.schema import PHASES, finetune_task_spec
 
-TASK_KINDS = ("regression", "classification")
 # what a dataset without movie windows runs instead of a movie pair mode
 NO_MOVIE_OPTIONS = (
     "choose contrastive=same_label (positives: windows of other subjects whose recordings share the label of "
