@@ -158,6 +158,20 @@ def test_a_phase_trainer_override_enters_that_phase_fingerprint_only():
     assert everywhere["pretrain"] == pretrain_bf16["pretrain"]  # the same effective settings, the same phase
 
 
+def test_the_fine_tuning_layer_decay_enters_the_finetune_fingerprint_only():
+    def fingerprints(*overrides: str) -> dict[str, str]:
+        cfg = _compose("+pipeline=full", *overrides)
+        return {phase: phase_fingerprint(cfg, phase, 0, None, "data") for phase in PHASES}
+
+    base, decayed = fingerprints(), fingerprints("model.finetune_layer_decay=0.65")
+    assert decayed["finetune"] != base["finetune"]
+    assert {p: decayed[p] for p in ("pretrain", "contrastive")} == {
+        p: base[p] for p in ("pretrain", "contrastive")
+    }
+    wider = fingerprints("model.encoder.embed_dim=96")  # any other model key still enters every phase
+    assert all(wider[p] != base[p] for p in PHASES)
+
+
 @pytest.mark.parametrize("option", sorted(path.stem for path in CONF_DIR.glob("model/*.yaml")))
 def test_every_model_config_sets_every_model_key(option):
     """The model schema has no defaults: each conf/model file (or the file it extends) writes them all."""

@@ -26,6 +26,9 @@ DEPENDS_ON = {
     "contrastive": ("model", "contrastive", "input_scale"),
     "finetune": ("model", "input_scale"),
 }
+# Keys of a shared group that one phase alone reads: the other phases' fingerprints leave them out, so a sweep
+# over them (model.finetune_layer_decay=0.65,null) reuses the upstream phases instead of retraining them.
+READ_BY_ONE_PHASE = {("model", "finetune_layer_decay"): "finetune"}
 
 
 # Code that shapes what a phase computes; tracking, reports, export, benchmarks and the generator do not.
@@ -50,6 +53,14 @@ def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
 
 
+def _depends(cfg: DictConfig, phase: str) -> dict[str, Any]:
+    depends = {key: _plain(cfg[key]) for key in DEPENDS_ON[phase]}
+    for (group, key), reader in READ_BY_ONE_PHASE.items():
+        if reader != phase and isinstance(depends.get(group), dict):
+            depends[group].pop(key, None)
+    return depends
+
+
 def phase_fingerprint(cfg: DictConfig, phase: str, seed: int, upstream: str | None, data_key: str) -> str:
     """The fingerprint of ``phase`` in the run ``cfg``."""
     phase_cfg = _plain(cfg.phases[phase])
@@ -58,7 +69,7 @@ def phase_fingerprint(cfg: DictConfig, phase: str, seed: int, upstream: str | No
     payload = {
         "phase": phase,
         "config": phase_cfg,
-        "depends": {key: _plain(cfg[key]) for key in DEPENDS_ON[phase]},
+        "depends": _depends(cfg, phase),
         "upstream": upstream,
         "data": data_key,
         "code": code_version(),
