@@ -26,10 +26,13 @@ def _layer_decay(init_from, *overrides: str):
 @pytest.mark.parametrize(
     ("init_from", "overrides", "expected"),
     [
-        ("runs:/abc/checkpoints/best.pt", (), 0.65),  # LaBraM's fine-tuning recipe
-        (None, (), None),  # from scratch: every block at the full rate
-        (None, ("phases.finetune.layer_decay_from_scratch=true",), 0.65),
+        ("runs:/abc/checkpoints/best.pt", ("model=labram_base",), 0.65),  # LaBraM's fine-tuning recipe
+        (None, ("model=labram_base",), None),  # from scratch: every block at the full rate
+        (None, ("model=labram_base", "phases.finetune.layer_decay_from_scratch=true"), 0.65),
         ("runs:/abc/checkpoints/best.pt", ("model=eegnex",), None),  # EEGNeX sets no layer decay
+        # the CPU-sized LaBraMs (make run's default) fine-tune without it (conf/model/labram_small.yaml)
+        ("runs:/abc/checkpoints/best.pt", (), None),
+        ("runs:/abc/checkpoints/best.pt", ("model=labram_tiny",), None),
     ],
 )
 def test_layer_decay_applies_to_initialised_encoders_only(init_from, overrides, expected):

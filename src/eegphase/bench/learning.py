@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
             stale.unlink()
     tracking_uri = f"sqlite:///{store}"
     common = ["progress=false", "hydra/job_logging=disabled", f"cache_dir={cache}", f"work_dir={work / 'phases'}",
-              f"tracking.uri={tracking_uri}"]  # fmt: skip
+              f"tracking.uri={tracking_uri}", "tracking.log_models=false"]  # fmt: skip
     started = time.perf_counter()
     prepare_overrides = [o for o in overrides if _key(o).split(".")[0] in PREPARE_KEYS]
     seconds = {"prepare": _run([sys.executable, "-m", "eegphase.prepare", *prepare_overrides,

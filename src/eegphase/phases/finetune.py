@@ -2,8 +2,9 @@
 
 With upstream weights the encoder starts from them and the head first learns alone on the frozen encoder for
 ``freeze_epochs`` epochs; then the whole model trains end to end for ``epochs`` epochs, on a schedule of its
-own, exactly as long as a from-scratch model trains (a fair comparison). An initialised LaBraM fine-tunes with
-layer-wise lr decay (``model.finetune_layer_decay``); a from-scratch one without (``layer_decay_from_scratch``).
+own, exactly as long as a from-scratch model trains (a fair comparison). An initialised encoder fine-tunes with
+layer-wise lr decay when its model sets one (``model.finetune_layer_decay``: the paper-sized LaBraMs); a
+from-scratch one without (``layer_decay_from_scratch``).
 The best epoch by validation loss, its last head layer refitted in closed form when that scores better on
 validation (``readout: refit``, see ``phases.readout``), is scored on the val and test subjects: NRMSE per
 window and per subject (regression), balanced accuracy per window, recording and subject and AUROC

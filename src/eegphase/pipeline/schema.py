@@ -22,7 +22,7 @@ class ModelSchema:
     name: str = MISSING  # the short name (model=<name>): labels runs and messages
     encoder: dict[str, Any] = MISSING  # {_target_: an nn.Module class, **its arguments} (hydra instantiate)
     pretrain_objective: str | None = MISSING  # mem | jepa | None (the model has none)
-    finetune_layer_decay: float | None = MISSING  # per-block lr decay when fine-tuned (LaBraM: 0.65)
+    finetune_layer_decay: float | None = MISSING  # per-block lr decay when fine-tuned (LaBraM-base: 0.65)
     channel_adapter: str = MISSING  # zero_pad (datasets pad onto HydroCel-129) | perceiver (learned)
 
 
