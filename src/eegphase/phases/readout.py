@@ -1,7 +1,7 @@
 """The head's last layer refitted in closed form on the trained encoder's features (the linear-probe half of
 LP-FT), kept only when it scores better on the validation windows than the layer AdamW trained.
 
-Why: at the budgets a CPU run affords (150 end-to-end steps per task), the trained head reads out little of
+Why: at the budgets a CPU run affords (make run: 120 end-to-end steps per task), the trained head reads out little of
 what the encoder's features carry. On the synthetic challenge-2 data (94 training subjects, a subject-level
 target), after 150 steps the head trained with the model scored validation NRMSE 0.976 (test 1.007, its
 predictions spread 0.04 of the target's), while a ridge regression on the same model's features scored 0.931
