@@ -199,7 +199,8 @@ def fit_stage(
     result = trainer.fit(train, val, epochs=epochs, resume_from=resume_point(directory))
     if result.history:
         ctx.log_figure(
-            learning_curves(result.history, f"{ctx.name} {prefix.rstrip('/')}"), f"plots/{prefix}curves.png"
+            learning_curves(result.history, f"{ctx.name} {prefix.rstrip('/')}".strip()),
+            f"plots/{prefix}curves.png",
         )
     final = {f"{prefix}{k}": v for k, v in (result.history[-1] if result.history else {}).items()}
     return trainer, final

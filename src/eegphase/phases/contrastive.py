@@ -15,7 +15,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from eegphase.engine.distributed import DistInfo, dist_info
-from eegphase.engine.loop import Trainer
 from eegphase.engine.sampler import ShardedBatchSampler
 from eegphase.engine.seeding import make_generator, seed_everything
 from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weights
@@ -23,8 +22,7 @@ from eegphase.models.heads import ProjectionHead
 from eegphase.models.predictor import encoder_from_config
 from eegphase.objectives.infonce import InfoNCELoss
 from eegphase.objectives.pairs import PairDataset, pair_sampler, pair_source_mode
-from eegphase.phases.common import PhaseContext, PhaseOutput, dataset, learning_curves, resume_point
-from eegphase.phases.common import trainer_config as make_trainer_config
+from eegphase.phases.common import PhaseContext, PhaseOutput, dataset, fit_stage
 
 
 class ContrastiveModel(nn.Module):
@@ -92,13 +90,8 @@ def run(ctx: PhaseContext) -> PhaseOutput:
 
     directory = ctx.work_dir / "encoder"
     directory.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(
-        model, step, make_trainer_config(ctx, directory), on_log=ctx.log_metrics, device=ctx.device
-    )
-    result = trainer.fit(train, val, epochs=int(phase.epochs), resume_from=resume_point(directory))
-    ctx.log_figure(learning_curves(result.history, "contrastive"), "plots/curves.png")
-    ctx.log_figure(_similarity_plot(result.history), "plots/similarity.png")
-    metrics = dict(result.history[-1]) if result.history else {}
+    trainer, metrics = fit_stage(ctx, model, step, train, val, int(phase.epochs), directory, "")
+    ctx.log_figure(_similarity_plot(trainer.history), "plots/similarity.png")
     if report is not None:
         metrics["init_missing_keys"] = float(len(report.missing))
     return PhaseOutput(
