@@ -142,33 +142,30 @@ def test_a_phase_overrides_the_global_trainer_for_itself_only(tmp_path):
     assert [cfg.phases[p].trainer.num_workers for p in PHASES] == [0, 2, 0]
 
 
-def test_a_phase_trainer_override_enters_that_phase_fingerprint_only():
-    def fingerprints(*overrides: str) -> dict[str, str]:
-        cfg = _compose("+pipeline=full", *overrides)
-        return {phase: phase_fingerprint(cfg, phase, 0, None, "data") for phase in PHASES}
+def _fingerprints(*overrides: str) -> dict[str, str]:
+    cfg = _compose("+pipeline=full", *overrides)
+    return {phase: phase_fingerprint(cfg, phase, 0, None, "data") for phase in PHASES}
 
-    base = fingerprints()
-    pretrain_bf16 = fingerprints("phases.pretrain.trainer.precision=bf16")
+
+def test_a_phase_trainer_override_enters_that_phase_fingerprint_only():
+    base = _fingerprints()
+    pretrain_bf16 = _fingerprints("phases.pretrain.trainer.precision=bf16")
     assert pretrain_bf16["pretrain"] != base["pretrain"]
     assert {p: pretrain_bf16[p] for p in ("contrastive", "finetune")} == {
         p: base[p] for p in ("contrastive", "finetune")
     }
-    everywhere = fingerprints("trainer.precision=bf16")
+    everywhere = _fingerprints("trainer.precision=bf16")
     assert all(everywhere[p] != base[p] for p in PHASES)
     assert everywhere["pretrain"] == pretrain_bf16["pretrain"]  # the same effective settings, the same phase
 
 
 def test_the_fine_tuning_layer_decay_enters_the_finetune_fingerprint_only():
-    def fingerprints(*overrides: str) -> dict[str, str]:
-        cfg = _compose("+pipeline=full", *overrides)
-        return {phase: phase_fingerprint(cfg, phase, 0, None, "data") for phase in PHASES}
-
-    base, decayed = fingerprints(), fingerprints("model.finetune_layer_decay=0.65")
+    base, decayed = _fingerprints(), _fingerprints("model.finetune_layer_decay=0.65")
     assert decayed["finetune"] != base["finetune"]
     assert {p: decayed[p] for p in ("pretrain", "contrastive")} == {
         p: base[p] for p in ("pretrain", "contrastive")
     }
-    wider = fingerprints("model.encoder.embed_dim=96")  # any other model key still enters every phase
+    wider = _fingerprints("model.encoder.embed_dim=96")  # any other model key still enters every phase
     assert all(wider[p] != base[p] for p in PHASES)
 
 
