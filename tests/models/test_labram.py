@@ -129,3 +129,29 @@ def test_electrode_pooling_starts_as_the_mean_and_follows_electrodes_not_positio
     assert electrode_model.pool_weights.grad is not None
     assert electrode_model.pool_weights.grad[2].abs().sum() > 0
     assert electrode_model.pool_weights.grad[6:].abs().sum() == 0  # electrodes not in the input
+
+
+@pytest.mark.parametrize("pooling", ["mean", "electrode"])
+def test_views_equal_the_stacked_copies(pooling):
+    """``views=2`` (one patch embedding, repeated) gives the tokens, the pooled embedding and the gradients of
+    the input stacked twice, each copy with its own mask rows and per-sample electrodes. In float64 only the
+    order of the gradient sums differs, but the patch embedding's GroupNorm computes in float32 by design:
+    its gradients agree to float32 rounding (relative to each gradient's largest entry), the rest to 1e-9."""
+    torch.manual_seed(0)
+    encoder = build_encoder("labram_tiny", n_chans=19, pooling=pooling).double()
+    x = torch.randn(3, 19, 200, dtype=torch.double)
+    mask = torch.rand(6, 19 * 2) < 0.5
+    ch_idx = torch.stack([torch.randperm(100)[:19] for _ in range(3)])
+    names, params = zip(*encoder.named_parameters(), strict=True)
+    for tokens in (True, False):
+        stacked = encoder(x.repeat(2, 1, 1), ch_idx.repeat(2, 1), mask=mask, return_all_tokens=tokens)
+        shared = encoder(x, ch_idx, mask=mask, return_all_tokens=tokens, views=2)
+        torch.testing.assert_close(shared, stacked, rtol=1e-12, atol=1e-12)
+    grads_stacked = torch.autograd.grad(stacked.square().sum(), params, allow_unused=True)
+    grads_shared = torch.autograd.grad(shared.square().sum(), params, allow_unused=True)
+    for name, a, b in zip(names, grads_stacked, grads_shared, strict=True):
+        if a is not None:
+            tolerance = 1e-5 if name.startswith("patch_embed.") else 1e-9
+            assert (b - a).abs().max() <= tolerance * a.abs().max(), name
+    with pytest.raises(ValueError, match="mask shape"):
+        encoder(x, mask=mask[:3], views=2)

@@ -5,8 +5,9 @@ Input (B, C, T) is cut into P = T / patch_size patches per channel; tokens are o
 of its electrode (an index into :mod:`eegphase.models.electrodes`) + temporal embedding of its patch.
 
 API used by the objectives:
-- ``forward(x, ch_idx=None, mask=None, return_all_tokens=False)``: pooled embedding (B, D), or the
-  normalised patch tokens (B, C*P, D) when ``return_all_tokens``.
+- ``forward(x, ch_idx=None, mask=None, return_all_tokens=False, views=1)``: pooled embedding (B, D), or the
+  normalised patch tokens (B, C*P, D) when ``return_all_tokens``; ``views`` > 1 runs that many stacked
+  copies of ``x`` (one ``mask`` row each) at the cost of one patch embedding.
 - ``mask`` (B, C*P) bool, True = masked: those patch embeddings are replaced by a learned mask token
   before the transformer (masked EEG modelling); feed the tokens to ``heads.CodePredictionHead``.
 """
@@ -220,19 +221,33 @@ class LaBraM(nn.Module):
         return x.view(b, c, t // self.patch_size, self.patch_size)
 
     def encode(
-        self, x: torch.Tensor, ch_idx: torch.Tensor | None = None, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        ch_idx: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        views: int = 1,
     ) -> torch.Tensor:
-        """All tokens after the final norm: (B, 1 + C*P, D), the cls token first."""
+        """All tokens after the final norm: (views * B, 1 + C*P, D), the cls token first.
+
+        ``views``: the input stands for ``views`` stacked copies of itself (``x.repeat(views, 1, 1)``), each
+        with its own rows of ``mask``, as masked modelling's symmetric views are. The patches are embedded
+        once and the embeddings repeated: the same tokens and gradients as embedding the copies, at a
+        ``views``-th of the patch embedding's cost.
+        """
         if x.dim() != 3:
             raise ValueError(f"expected input (batch, channels, times), got shape {tuple(x.shape)}")
-        b, c, _ = x.shape
+        if views < 1:
+            raise ValueError(f"views must be >= 1, got {views}")
+        c = x.shape[1]
         patches = self.patchify(x)
-        tokens = self.patch_embed(patches).flatten(1, 2)  # (B, C*P, D)
+        tokens = self.patch_embed(patches).flatten(1, 2).repeat(views, 1, 1)  # (views * B, C*P, D)
+        b = tokens.shape[0]
         if mask is not None:
             if mask.shape != tokens.shape[:2]:
                 raise ValueError(f"mask shape {tuple(mask.shape)} != tokens {tuple(tokens.shape[:2])}")
             tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
-        patch_pos, cls_pos = self.pos_embed(resolve_ch_idx(ch_idx, b, c, x.device), patches.shape[2])
+        ch_idx = resolve_ch_idx(ch_idx, x.shape[0], c, x.device).repeat(views, 1)
+        patch_pos, cls_pos = self.pos_embed(ch_idx, patches.shape[2])
         tokens = torch.cat(
             [(self.cls_token + cls_pos).expand(b, -1, -1).to(tokens.dtype), tokens + patch_pos], 1
         )
@@ -247,16 +262,19 @@ class LaBraM(nn.Module):
         ch_idx: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         return_all_tokens: bool = False,
+        views: int = 1,
     ) -> torch.Tensor:
-        """Embedding (B, D) (see ``pooling``), or patch tokens (B, C*P, D)."""
-        tokens = self.encode(x, ch_idx, mask)
+        """Embedding (B, D) (see ``pooling``), or patch tokens (B, C*P, D); ``views``: see ``encode``."""
+        tokens = self.encode(x, ch_idx, mask, views)
         if return_all_tokens:
             return tokens[:, 1:]
         if self.pooling == "cls":
             return tokens[:, 0]
         if self.pooling == "mean":
             return tokens[:, 1:].mean(1)
-        b, c, _ = x.shape
+        c = x.shape[1]
         per_channel = tokens[:, 1:].unflatten(1, (c, -1)).mean(2)  # (B, C, D): each channel over time
-        weights = gather_rows(self.pool_weights, resolve_ch_idx(ch_idx, b, c, x.device))
+        weights = gather_rows(
+            self.pool_weights, resolve_ch_idx(ch_idx, x.shape[0], c, x.device).repeat(views, 1)
+        )
         return (per_channel * weights.to(per_channel.dtype)).sum(1)

@@ -1,7 +1,8 @@
 """The pre-norm transformer block shared by LaBraM, its tokenizer, SignalJEPA and the Perceiver adapter.
 
-Written for throughput on CPU/GPU under bf16 autocast: one fused qkv GEMM, q/k LayerNorm done as a single
-normalisation over both (LaBraM's qk-norm), ``F.scaled_dot_product_attention`` and timm's ``Mlp``.
+Written for throughput on CPU/GPU under bf16 autocast: one fused qkv GEMM, LaBraM's qk-norm as two LayerNorms
+with their affine fused in, ``F.scaled_dot_product_attention``, timm's ``Mlp``, and layer scale fused into the
+residual add.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from torch import nn
 
 
 class QKNorm(nn.Module):
-    """LayerNorm of q and k over the head dim, separate affine params, one normalisation kernel."""
+    """LayerNorm of q and k over the head dim, separate affine params (stored stacked, q's first).
+
+    Each is one ``F.layer_norm`` with its affine fused in, so no separate scale-and-shift pass runs forward
+    or backward.
+    """
 
     def __init__(self, head_dim: int, eps: float = 1e-6):
         super().__init__()
@@ -21,10 +26,13 @@ class QKNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(2, 1, 1, 1, head_dim))
         self.bias = nn.Parameter(torch.zeros(2, 1, 1, 1, head_dim))
 
-    def forward(self, qk: torch.Tensor) -> torch.Tensor:
-        """qk: (2, B, H, N, head_dim) -> same shape, normalised."""
-        normed = F.layer_norm(qk, (self.head_dim,), eps=self.eps)
-        return torch.addcmul(self.bias.to(normed.dtype), normed, self.weight.to(normed.dtype))
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q, k: (..., head_dim) -> the same, each normalised with its own affine."""
+        weight, bias, shape = self.weight.view(2, -1), self.bias.view(2, -1), (self.head_dim,)
+        return (
+            F.layer_norm(q, shape, weight[0], bias[0], self.eps),
+            F.layer_norm(k, shape, weight[1], bias[1], self.eps),
+        )
 
 
 class Attention(nn.Module):
@@ -52,12 +60,24 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, N, D); attn_mask: optional bool (B, 1, N, N) or (B, 1, 1, N), True = may attend."""
         b, n, d = x.shape
-        qkv = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        qk, v = qkv[:2], qkv[2]
-        if self.qk_norm is not None:
-            qk = self.qk_norm(qk)
+        heads = (b, n, self.num_heads, self.head_dim)
+        if self.qk_norm is None:
+            q, k, v = self.qkv(x).view(b, n, 3, *heads[2:]).unbind(2)
+        else:
+            # q, k and v as three GEMMs on the slices of the qkv weight: each comes out contiguous, so the
+            # LayerNorms need no copy in or out (forward and backward), as they would on views of one output.
+            biases = (None,) * 3 if self.qkv.bias is None else self.qkv.bias.split(d)
+            q, k, v = (
+                F.linear(x, w, bias).view(heads)
+                for w, bias in zip(self.qkv.weight.split(d), biases, strict=True)
+            )
+            q, k = self.qk_norm(q, k)
         out = F.scaled_dot_product_attention(
-            qk[0], qk[1], v, attn_mask=attn_mask, dropout_p=self.attn_drop if self.training else 0.0
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=attn_mask,
+            dropout_p=self.attn_drop if self.training else 0.0,
         )
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, d)))
 
@@ -90,10 +110,17 @@ class Block(nn.Module):
             self.gamma_1 = self.gamma_2 = None
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        a = self.attn(self.norm1(x), attn_mask)
-        m_in = x + self.drop_path(a if self.gamma_1 is None else self.gamma_1 * a)
-        m = self.mlp(self.norm2(m_in))
-        return m_in + self.drop_path(m if self.gamma_2 is None else self.gamma_2 * m)
+        m_in = self._residual(x, self.attn(self.norm1(x), attn_mask), self.gamma_1)
+        return self._residual(m_in, self.mlp(self.norm2(m_in)), self.gamma_2)
+
+    def _residual(self, x: torch.Tensor, update: torch.Tensor, gamma: torch.Tensor | None) -> torch.Tensor:
+        """x + drop_path(gamma * update); without stochastic depth, layer scale and residual add are one
+        ``addcmul`` (one pass over the activations instead of two, forward and backward)."""
+        if gamma is None:
+            return x + self.drop_path(update)
+        if isinstance(self.drop_path, nn.Identity):
+            return torch.addcmul(x, gamma, update)
+        return x + self.drop_path(gamma * update)
 
 
 def init_transformer_weights(module: nn.Module) -> None:

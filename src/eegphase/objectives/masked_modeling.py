@@ -87,6 +87,8 @@ def split_stacked_logits(
     """Cut the gathered logits of a stacked batch (masks ``cat([mask, ~mask])``) into the two views.
 
     ``valid`` (B, N) bool: the logits were gathered only where it is True (padded channels are no targets).
+    ``torch.split``, not two slices: its backward is one concatenation, where each slice's backward writes
+    its gradient into a zero-filled copy of the whole (rows x n_codes) logits, summed afterwards.
     """
     n_first = int(mask.sum() if valid is None else (mask & valid).sum())
     expected = mask.numel() if valid is None else int(valid.sum())
@@ -94,7 +96,8 @@ def split_stacked_logits(
         raise ValueError(
             f"stacked logits have {logits.shape[0]} rows, expected {expected} (every patch masked once)"
         )
-    return logits[:n_first], logits[n_first:]
+    first, second = logits.split([n_first, logits.shape[0] - n_first])
+    return first, second
 
 
 def symmetric_masked_modeling_loss(

@@ -49,10 +49,11 @@ class MaskedPretrainModel(nn.Module):
         """MEM on one batch, and the auxiliary heads' predictions from the pooled unmasked tokens.
 
         Both symmetric views (and, with auxiliary heads, the unmasked input they read, as fine-tuning will)
-        go through one stacked forward. In eval mode the masks come from a fixed seed, so every validation
-        pass scores the same masked patches. Everything trained goes through ``forward`` so that DDP sees
-        (and syncs) it. ``channel_mask`` (B, C) bool, True = real channel: the patches of zero-padded
-        channels (a TUH window on the HydroCel layout) are no targets and stay out of the pooled embedding.
+        go through one stacked forward of the encoder, which embeds the patches once for all views. In eval
+        mode the masks come from a fixed seed, so every validation pass scores the same masked patches.
+        Everything trained goes through ``forward`` so that DDP sees (and syncs) it. ``channel_mask`` (B, C)
+        bool, True = real channel: the patches of zero-padded channels (a TUH window on the HydroCel layout)
+        are no targets and stay out of the pooled embedding.
         """
         generator = None if self.training else torch.Generator(x.device).manual_seed(0)
         mask, inverse = symmetric_patch_masks(x.shape[0], codes.shape[1], ratio, x.device, generator)
@@ -62,12 +63,11 @@ class MaskedPretrainModel(nn.Module):
             views.append(torch.zeros_like(mask))
         stacked = torch.cat(views)
         tokens = self.encoder(
-            x.repeat(len(views), 1, 1),
+            x,
             mask=stacked,
             return_all_tokens=True,
-            **adapter_kwargs(
-                self.encoder, None if channel_mask is None else channel_mask.repeat(len(views), 1)
-            ),
+            views=len(views),  # the stacked views share one patch embedding (and channel adaptation)
+            **adapter_kwargs(self.encoder, channel_mask),
         )
         n = x.shape[0]
         targets = stacked[: 2 * n] if valid is None else stacked[: 2 * n] & valid.repeat(2, 1)
