@@ -240,7 +240,9 @@ class LaBraM(nn.Module):
             raise ValueError(f"views must be >= 1, got {views}")
         c = x.shape[1]
         patches = self.patchify(x)
-        tokens = self.patch_embed(patches).flatten(1, 2).repeat(views, 1, 1)  # (views * B, C*P, D)
+        tokens = self.patch_embed(patches).flatten(1, 2)  # (B, C*P, D)
+        if views > 1:  # repeat copies even for 1: only when there are views to share
+            tokens = tokens.repeat(views, 1, 1)  # (views * B, C*P, D)
         b = tokens.shape[0]
         if mask is not None:
             if mask.shape != tokens.shape[:2]:
