@@ -72,6 +72,10 @@ def test_bench_train_reports_both_mfus_their_ratio_and_the_profile(tmp_path):
     )
     assert all(written[f"adamw_seconds_{kind}"] > 0 for kind in ("forloop", "foreach", "fused"))
     assert written["profile_labram_tiny_bf16_seconds"] > 0
+    assert written["cpu_allocator"] == "keep"  # the run's default, for both arms
+    assert all(
+        written[f"{arm}_minor_faults_per_step_fp32"] >= 0 for arm in ("labram_tiny", "plain_transformer")
+    )
 
 
 @pytest.mark.slow  # every measurement, compile included: about 45 s on a busy 2-core machine

@@ -16,14 +16,18 @@
   an EEGNeX regression step, and the compile time (first compiled step minus a steady compiled step).
 
 Timed runs alternate between candidates (``interleaved``) and report medians, so load on a shared machine
-hits all alike. Each measurement is one function returning flat ``{key: value}``; add new ones to
+hits all alike. Every arm runs under the CPU allocator setting that ``eegphase.run`` applies (``--cpu-allocator``,
+default ``keep``: ``engine/allocator.py``); ``mfu`` reports each arm's page faults per step beside its time.
+Each measurement is one function returning flat ``{key: value}``; add new ones to
 ``MEASUREMENTS``.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,6 +42,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from eegphase.bench import interleaved, write_results
+from eegphase.engine.allocator import CPU_ALLOCATORS, configure_cpu_allocator
 from eegphase.engine.loop import Trainer, TrainerConfig
 from eegphase.engine.optim import OptimizerConfig
 from eegphase.engine.precision import Precision, make_precision
@@ -354,8 +359,14 @@ def matmul_flops_per_s(size: int, dtype: torch.dtype, device: torch.device) -> C
     return lambda: 2 * size**3 / step_seconds(device, lambda: torch.mm(a, b))
 
 
-def _flops_per_s(flops: int, device: torch.device, step: Callable[[], None]) -> float:
-    return flops / step_seconds(device, step)
+def _flops_per_s(
+    flops: int, device: torch.device, step: Callable[[], None], faults: list[int] | None = None
+) -> float:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    rate = flops / step_seconds(device, step)
+    if faults is not None:  # page faults of the step: memory the allocator gave back and took again
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return rate
 
 
 def measure_mfu(args: argparse.Namespace) -> dict[str, float | str | int]:
@@ -368,6 +379,7 @@ def measure_mfu(args: argparse.Namespace) -> dict[str, float | str | int]:
         "plain": plain_transformer_loss(args.labram_size, args.labram_batch_size, args.n_codes, device),
     }
     candidates: dict[str, Callable[[], float]] = {}
+    faults: dict[str, list[int]] = {}
     flops: dict[str, tuple[int, int]] = {}
     steps: dict[str, dict[str, Callable[[], None]]] = {}
     for arm, (model, loss_fn) in arms.items():
@@ -382,7 +394,10 @@ def measure_mfu(args: argparse.Namespace) -> dict[str, float | str | int]:
         candidates[f"peak_{name}"] = matmul_flops_per_s(args.gemm_size, precision.dtype, device)
         candidates[f"peak_{name}"]()  # warm-up
         for arm in arms:
-            candidates[f"{arm}_{name}"] = partial(_flops_per_s, flops[arm][0], device, steps[arm][name])
+            faults[f"{arm}_{name}"] = []
+            candidates[f"{arm}_{name}"] = partial(
+                _flops_per_s, flops[arm][0], device, steps[arm][name], faults[f"{arm}_{name}"]
+            )
     rates = interleaved(candidates, repeats=args.timed_steps)
     labram = f"labram_{args.labram_size}"
     results: dict[str, float | str | int] = {
@@ -401,6 +416,7 @@ def measure_mfu(args: argparse.Namespace) -> dict[str, float | str | int]:
             results[f"{prefix}_mfu_{name}"] = rate / rates[f"peak_{name}"]
             results[f"{prefix}_tflops_{name}"] = rate / 1e12
             results[f"{prefix}_seconds_per_step_{name}"] = total / rate
+            results[f"{prefix}_minor_faults_per_step_{name}"] = statistics.median(faults[f"{arm}_{name}"])
     for name in precisions:
         results[f"matmul_peak_tflops_{name}"] = rates[f"peak_{name}"] / 1e12
         results[f"labram_vs_plain_transformer_{name}"] = (
@@ -563,6 +579,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"], help="loop and compile"
     )
+    parser.add_argument(
+        "--cpu-allocator",
+        default="keep",
+        choices=list(CPU_ALLOCATORS),
+        help="as the config's cpu_allocator (the run's default: keep), for every arm alike",
+    )
     loop = parser.add_argument_group("loop_overhead")
     loop.add_argument("--model", default="eegnex", choices=["eegnex", "mlp"])
     # EEGNeX takes seconds per batch of 64 on a small CPU: smaller defaults there keep the bench short.
@@ -596,7 +618,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     """Run the chosen measurements, print a table and write ``bench-train.json``."""
     args = _parse(argv)
-    results: dict = {}
+    results: dict = {"cpu_allocator": args.cpu_allocator}
+    configure_cpu_allocator(args.cpu_allocator)  # as eegphase.run does: every arm runs under it
     for name in args.only:
         start = time.perf_counter()
         results.update(MEASUREMENTS[name](args))

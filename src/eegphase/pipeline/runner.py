@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from eegphase.data.datasets import WindowDataset, windows_path
 from eegphase.data.prepare_cache import prepare_from_config
+from eegphase.engine.allocator import configure_cpu_allocator
 from eegphase.engine.distributed import barrier, broadcast_from_main, dist_info, resolve_device
 from eegphase.engine.errors import CheckpointError
 from eegphase.locks import file_lock
@@ -96,6 +97,7 @@ def effective_seed(cfg: DictConfig, phase: str) -> int:
 def run_pipeline(cfg: DictConfig, overrides: list[str] | None = None) -> PipelineResult:
     """Run (or reuse) every phase of ``cfg.pipeline``; returns the runs and the final metrics."""
     phases = check_run_config(cfg)
+    configure_cpu_allocator(str(cfg.cpu_allocator))
     info = dist_info()
     if info.is_main:
         check_writable_folders(cfg)  # before any data is generated, prepared or tracked

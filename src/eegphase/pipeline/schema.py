@@ -179,6 +179,7 @@ class RunSchema:
     device: str = MISSING
     reuse: bool = MISSING
     progress: bool = MISSING
+    cpu_allocator: str = MISSING
     tracking: TrackingSchema = field(default_factory=TrackingSchema)
     data: dict[str, Any] = field(default_factory=dict)
     preprocess: dict[str, Any] = field(default_factory=dict)
