@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eegphase.models.transformer import Attention, Block
+from eegphase.models.transformer import Attention, Block, QKNorm
 
 
 def textbook_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:
@@ -53,3 +53,29 @@ def test_block_layer_scale_is_the_residual_of_the_scaled_update(drop_path):
     middle = x + block.gamma_1 * textbook_attention(block.attn, block.norm1(x))
     expected = middle + block.gamma_2 * block.mlp(block.norm2(middle))
     torch.testing.assert_close(block(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_qk_norm_of_bf16_rows_is_the_float32_norm_rounded_once():
+    """Under bf16 autocast on CPU the norm casts around the float32 kernel (faster on head-dim rows than the
+    bf16 one): its output is the float32 LayerNorm of the bf16 input rounded once, and its input gradient the
+    float32 one rounded once, as the bf16 kernel gives them."""
+    torch.manual_seed(0)
+    norm = QKNorm(20)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    weight, bias = norm.weight.view(2, -1), norm.bias.view(2, -1)
+    q = torch.randn(2, 7, 3, 20).bfloat16().requires_grad_()
+    k = torch.randn(2, 7, 3, 20).bfloat16().requires_grad_()
+    grad = torch.randn(2, 7, 3, 20).bfloat16()  # as SDPA's backward hands it over
+    with torch.autocast("cpu", torch.bfloat16):
+        got = norm(q, k)
+    for i, (x, out) in enumerate(zip((q, k), got, strict=True)):
+        x32 = x.detach().float().requires_grad_()
+        expected = F.layer_norm(x32, (20,), weight[i], bias[i], norm.eps)
+        assert out.dtype == torch.bfloat16
+        assert torch.equal(out, expected.bfloat16())
+        (expected_grad,) = torch.autograd.grad(expected, x32, grad.float())
+        (got_grad,) = torch.autograd.grad(out, x, grad)
+        # the float32 gradient, rounded to bf16 once (a relative error of at most 2^-9 per element)
+        torch.testing.assert_close(got_grad.float(), expected_grad, rtol=2**-8, atol=1e-6)

@@ -51,6 +51,16 @@ def test_gathered_logits_of_a_stacked_batch_give_the_same_loss():
     assert from_gathered.accuracy.item() == pytest.approx(from_full.accuracy.item())
 
 
+def test_accuracy_is_the_share_of_rows_whose_argmax_is_the_code():
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(500, 50, generator=gen).bfloat16()  # as autocast gives them
+    codes = torch.randint(0, 50, (500,), generator=gen)
+    codes[:200] = logits[:200].float().argmax(-1)  # 200 hits and about 6 chance hits among the rest
+    expected = (logits.float().argmax(-1) == codes).float().mean().item()
+    assert expected > 0.4
+    assert masked_code_loss(logits, codes)[1].item() == pytest.approx(expected)
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="nothing to predict"):
         masked_code_loss(
