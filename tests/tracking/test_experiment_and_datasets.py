@@ -4,6 +4,11 @@ listed as its run's datasets (real SQLite store, real prepared cache)."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 import torch
@@ -93,3 +98,51 @@ def test_phase_windows_tables_are_the_runs_datasets(tmp_path, challenge1_cache):
         columns = [column["name"] for column in json.loads(entity.schema)["mlflow_colspec"]]
         assert columns == list(data.windows.columns)
     assert len({i.dataset.digest for i in inputs}) == 3  # three different tables
+
+
+LOG_DATASETS = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import pandas as pd
+    from eegphase.tracking.mlflow_tracker import Tracker
+    uri, gate, ready, n = sys.argv[1:]
+    tracker = Tracker(uri, "eegphase")
+    table = pd.DataFrame({"subject": ["a", "b"], "start": [0, 1]})
+    with tracker.run("finetune", {}) as run_id:
+        Path(ready).write_text(run_id)
+        while not Path(gate).exists():
+            time.sleep(0.005)
+        for i in range(int(n)):
+            tracker.log_dataset(run_id, table, f"windows-{i}", "training", "/data/windows.parquet")
+    """
+)
+
+
+@pytest.mark.slow  # four processes start python, mlflow and sqlalchemy at once: tens of seconds on 2 cores
+def test_processes_logging_the_same_table_at_once_each_list_it(tmp_path):
+    """Parallel pipelines of one sweep log the same windows tables: MLflow looks a dataset up, then inserts it,
+    so two processes at once both insert and one fails on the unique (experiment, name, digest). Each run must
+    list every table, and the experiment hold each table once."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "eegphase")  # the store and experiment, created once (as before a sweep)
+    gate, n_tables = tmp_path / "go", 40
+    procs = []
+    for worker in range(4):
+        ready = tmp_path / f"ready{worker}"
+        command = [sys.executable, "-c", LOG_DATASETS, uri, str(gate), str(ready), str(n_tables)]
+        procs.append((ready, subprocess.Popen(command, stderr=subprocess.PIPE)))
+    deadline = time.monotonic() + 300
+    while not all(ready.exists() for ready, _ in procs) and time.monotonic() < deadline:
+        assert all(proc.poll() is None for _, proc in procs), [p.stderr.read() for _, p in procs]
+        time.sleep(0.05)
+    gate.touch()  # all four log at the same moment
+    for _, proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-3000:]
+
+    expected = [f"windows-{i}" for i in range(n_tables)]
+    for ready, _ in procs:
+        inputs = tracker.client.get_run(ready.read_text()).inputs.dataset_inputs
+        assert sorted(i.dataset.name for i in inputs) == sorted(expected)
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM datasets").fetchone()[0] == n_tables

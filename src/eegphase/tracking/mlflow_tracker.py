@@ -68,6 +68,7 @@ EXPERIMENT_KIND = "custom_model_development"
 
 RUNS_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})/(?P<path>.+)$")
 MAX_PARAM_LENGTH = 6000
+DATASET_ATTEMPTS = 3  # a lost insert race needs one retry; more only if other processes keep winning
 
 
 LOCAL_UI = "http://127.0.0.1:5000"  # where ``make ui`` serves a local store
@@ -305,7 +306,15 @@ class Tracker:
                 table, source=LocalArtifactDatasetSource(str(source)), name=name, targets=targets
             )._to_mlflow_entity()
         tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
-        self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags)])
+        # MLflow looks the dataset up, then inserts it: two processes logging one table at once both insert,
+        # and the later one fails on the unique (experiment, name, digest). Its retry finds the row and links it.
+        for attempt in range(DATASET_ATTEMPTS):
+            try:
+                self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags)])
+                return
+            except MlflowException as error:
+                if attempt + 1 == DATASET_ATTEMPTS or not _is_duplicate_row(error):
+                    raise
 
     # ------------------------------------------------------------------ models
     def log_model(
@@ -486,6 +495,13 @@ class Tracker:
                 f"init_from {uri!r}: artifact not found in run {match['run_id']} ({exc})"
             ) from exc
         return Path(local)
+
+
+def _is_duplicate_row(error: MlflowException) -> bool:
+    """An insert that lost a race to another process (SQLite, PostgreSQL, MySQL wordings; a tracking server
+    passes the database's message on)."""
+    text = str(error).lower()
+    return "unique constraint" in text or "duplicate entry" in text or "duplicate key" in text
 
 
 def _is_number(value: Any) -> bool:
