@@ -25,3 +25,9 @@ def test_unmeasured_figures_are_null_and_the_file_is_strict_json(tmp_path):
         "n": 3,
         "name": "a",
     }
+
+
+def test_a_folder_that_does_not_exist_yet_is_created(tmp_path):
+    path = write_results("train", {"ratio": 1.0}, tmp_path / "runs" / "today")
+    assert path == tmp_path / "runs" / "today" / "bench-train.json"
+    assert json.loads(path.read_text()) == {"ratio": 1.0}

@@ -4,17 +4,14 @@ processes: the setting is process-wide, so each case runs in its own interpreter
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import sys
 
 import pytest
 
-from eegphase.engine.allocator import configure_cpu_allocator
+from eegphase.engine.allocator import configure_cpu_allocator, is_glibc
 
-glibc_only = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's"
-)
+glibc_only = pytest.mark.skipif(not is_glibc(), reason="mallopt is glibc's")
 
 # A step's worth of allocation: a 64 MiB activation allocated, filled and freed, step after step. A step's minor
 # page faults are what it pays when the allocator gave the memory back. Under ``keep`` the first few steps
@@ -23,7 +20,7 @@ glibc_only = pytest.mark.skipif(
 SCRIPT = """
 import json, resource, sys
 import torch
-from eegphase.engine.allocator import configure_cpu_allocator
+from eegphase.engine.allocator import configure_cpu_allocator, is_glibc
 kept = configure_cpu_allocator(sys.argv[1])
 def faults_of_one_step():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -10,6 +10,10 @@
   analytic 4*B*H*N^2*Dh per forward (QK^T and AV), 8*B*H*N^2*Dh per backward. Beside it, the reference arm:
   a plain ``scaled_dot_product_attention`` transformer of the same width, depth, heads and token count with
   the same 8192-way head on the same rows; ``labram_vs_plain_transformer`` = LaBraM's MFU / the plain one's.
+  LaBraM runs attention through ``models.transformer.attention`` (float32 on CPUs without AMX, where that
+  kernel is the faster one); a third arm, the plain transformer calling that same routine, gives
+  ``labram_vs_plain_transformer_same_attention``: what LaBraM's own layers (qk-norm, layer scale, patch
+  embedding) cost, with the attention kernel's choice taken out.
   ``--profile``: where one bf16 LaBraM step spends its time (shares of the profiled CPU time).
 - ``optimizer``: one AdamW step over LaBraM's parameters (and its code head), for-loop vs foreach vs fused.
 - ``compile_labram`` / ``compile_eegnex``: eager vs ``torch.compile`` steps/s of the LaBraM masked step and
@@ -38,6 +42,7 @@ from pathlib import Path
 
 import torch
 import torch._inductor.config as inductor_config
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
@@ -48,6 +53,7 @@ from eegphase.engine.optim import OptimizerConfig
 from eegphase.engine.precision import Precision, make_precision
 from eegphase.models.braindecode import braindecode_model_class
 from eegphase.models.predictor import encoder_from_config
+from eegphase.models.transformer import attention
 from eegphase.phases.pretrain_mem import MaskedPretrainModel
 
 N_CHANS, N_TIMES = 129, 200
@@ -215,11 +221,14 @@ def masked_modelling_loss(
 
 class PlainBlock(nn.Module):
     """The textbook pre-norm block: LayerNorm, one qkv GEMM, ``scaled_dot_product_attention``, projection,
-    LayerNorm, a 4x GELU MLP; no qk-norm, layer scale or masking."""
+    LayerNorm, a 4x GELU MLP; no qk-norm, layer scale or masking. ``attend``: the attention routine
+    (``F.scaled_dot_product_attention``, or LaBraM's ``models.transformer.attention`` for a like-for-like arm)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0):
+    def __init__(
+        self, dim: int, heads: int, mlp_ratio: float = 4.0, attend: Callable = F.scaled_dot_product_attention
+    ):
         super().__init__()
-        self.heads = heads
+        self.heads, self.attend = heads, attend
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.mlp = nn.Sequential(
@@ -229,7 +238,7 @@ class PlainBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        a = nn.functional.scaled_dot_product_attention(q, k, v)
+        a = self.attend(q, k, v)
         x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
         return x + self.mlp(self.norm2(x))
 
@@ -237,9 +246,17 @@ class PlainBlock(nn.Module):
 class PlainTransformer(nn.Module):
     """The reference arm of ``mfu``: token embeddings in, blocks, a final norm, a code head on chosen rows."""
 
-    def __init__(self, dim: int, depth: int, heads: int, n_codes: int, mlp_ratio: float = 4.0):
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        heads: int,
+        n_codes: int,
+        mlp_ratio: float = 4.0,
+        attend: Callable = F.scaled_dot_product_attention,
+    ):
         super().__init__()
-        self.blocks = nn.ModuleList(PlainBlock(dim, heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(PlainBlock(dim, heads, mlp_ratio, attend) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, n_codes)
 
@@ -250,7 +267,11 @@ class PlainTransformer(nn.Module):
 
 
 def plain_transformer_loss(
-    size: str, batch_size: int, n_codes: int, device: torch.device
+    size: str,
+    batch_size: int,
+    n_codes: int,
+    device: torch.device,
+    attend: Callable = F.scaled_dot_product_attention,
 ) -> tuple[nn.Module, LossFn]:
     """The plain transformer on LaBraM's MEM shapes: the stacked batch of both mask views (2 x batch), each
     sequence a cls token + 129 x 2 patch tokens, cross-entropy over ``n_codes`` on as many rows as LaBraM's
@@ -261,7 +282,7 @@ def plain_transformer_loss(
     dim, depth, heads = preset["embed_dim"], preset["depth"], preset["num_heads"]
     n_patches = N_CHANS * (N_TIMES // 100)
     gen = torch.Generator().manual_seed(0)
-    model = PlainTransformer(dim, depth, heads, n_codes).to(device).train()
+    model = PlainTransformer(dim, depth, heads, n_codes, attend=attend).to(device).train()
     tokens = torch.randn(2 * batch_size, 1 + n_patches, dim, generator=gen).to(device)
     patch_rows = (
         torch.arange(2 * batch_size)[:, None] * (1 + n_patches) + 1 + torch.arange(n_patches)
@@ -377,6 +398,9 @@ def measure_mfu(args: argparse.Namespace) -> dict[str, float | str | int]:
     arms = {
         "labram": masked_modelling_loss(args.labram_size, args.labram_batch_size, args.n_codes, device),
         "plain": plain_transformer_loss(args.labram_size, args.labram_batch_size, args.n_codes, device),
+        "plain_same_attention": plain_transformer_loss(
+            args.labram_size, args.labram_batch_size, args.n_codes, device, attend=attention
+        ),
     }
     candidates: dict[str, Callable[[], float]] = {}
     faults: dict[str, list[int]] = {}
@@ -407,10 +431,15 @@ def measure_mfu(args: argparse.Namespace) -> dict[str, float | str | int]:
         "mfu_threads": torch.get_num_threads(),
         "mfu_device": str(device),
     }
-    for arm, prefix in (("labram", labram), ("plain", "plain_transformer")):
-        total, attention = flops[arm]
+    prefixes = {
+        "labram": labram,
+        "plain": "plain_transformer",
+        "plain_same_attention": "plain_transformer_same_attention",
+    }
+    for arm, prefix in prefixes.items():
+        total, attention_flops = flops[arm]
         results[f"{prefix}_gflop_per_step"] = total / 1e9
-        results[f"{prefix}_attention_gflop_per_step"] = attention / 1e9
+        results[f"{prefix}_attention_gflop_per_step"] = attention_flops / 1e9
         for name in precisions:
             rate = rates[f"{arm}_{name}"]
             results[f"{prefix}_mfu_{name}"] = rate / rates[f"peak_{name}"]
@@ -419,11 +448,15 @@ def measure_mfu(args: argparse.Namespace) -> dict[str, float | str | int]:
             results[f"{prefix}_minor_faults_per_step_{name}"] = statistics.median(faults[f"{arm}_{name}"])
     for name in precisions:
         results[f"matmul_peak_tflops_{name}"] = rates[f"peak_{name}"] / 1e12
-        results[f"labram_vs_plain_transformer_{name}"] = (
-            results[f"{labram}_mfu_{name}"] / results[f"plain_transformer_mfu_{name}"]
-        )
+        for reference in ("plain_transformer", "plain_transformer_same_attention"):
+            results[f"labram_vs_{reference}_{name}"] = (
+                results[f"{labram}_mfu_{name}"] / results[f"{reference}_mfu_{name}"]
+            )
     headline = "bf16" if "bf16" in precisions else next(iter(precisions))
     results["labram_vs_plain_transformer"] = results[f"labram_vs_plain_transformer_{headline}"]
+    results["labram_vs_plain_transformer_same_attention"] = results[
+        f"labram_vs_plain_transformer_same_attention_{headline}"
+    ]
     if args.profile:
         results.update(profile_step(steps["labram"][headline], f"{labram}_{headline}"))
     return results

@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from eegphase.models import electrodes
 from eegphase.models.signal_jepa import sinusoidal
-from eegphase.models.transformer import init_transformer_weights
+from eegphase.models.transformer import attention, init_transformer_weights
 
 
 def hydrocel_indices(names: Sequence[str]) -> torch.Tensor:
@@ -91,7 +90,7 @@ class PerceiverChannelAdapter(nn.Module):
         q = self.q(self.latents).expand(b, -1, -1)
         heads = lambda t: t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # noqa: E731
         attn_mask = None if channel_mask is None else channel_mask[:, None, None, :]
-        h = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=attn_mask)
+        h = attention(heads(q), heads(k), heads(v), attn_mask=attn_mask)
         latent = self.latents + self.out(h.transpose(1, 2).flatten(2))
         latent = latent + self.mlp(self.norm_mlp(latent))
         return self.to_signal(latent)

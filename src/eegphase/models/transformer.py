@@ -1,16 +1,52 @@
 """The pre-norm transformer block shared by LaBraM, its tokenizer, SignalJEPA and the Perceiver adapter.
 
 Written for throughput on CPU/GPU under bf16 autocast: one fused qkv GEMM, LaBraM's qk-norm as two LayerNorms
-with their affine fused in, ``F.scaled_dot_product_attention``, timm's ``Mlp``, and layer scale fused into the
-residual add.
+with their affine fused in, ``F.scaled_dot_product_attention`` (in float32 on CPUs where that is the faster
+kernel: ``attention``), timm's ``Mlp``, and layer scale fused into the residual add.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
+
+REDUCED_PRECISION = (torch.bfloat16, torch.float16)
+# AMX tiles run reduced-precision GEMMs (the flash kernel's inner loops) several times faster than float32:
+# there the bf16 kernel keeps its inputs. Unmeasured here (no AMX machine in the session that chose this rule).
+_CPU_HAS_AMX = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
+def attention_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype attention on tensors like ``x`` runs in: float32 for bf16/fp16 on a CPU without AMX, else
+    ``x``'s own. Why: there PyTorch's reduced-precision flash kernel is slower than its float32 one, forward and
+    backward (1.0-2.1x at this project's shapes on AVX512-BF16 cores: LaBraM-base's 81 vs 46 ms per block),
+    while its results are no more exact (it accumulates in float32 too)."""
+    if x.device.type == "cpu" and x.dtype in REDUCED_PRECISION and not _CPU_HAS_AMX:
+        return torch.float32
+    return x.dtype
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` run in ``attention_dtype(v)``; the output in ``v``'s dtype."""
+    dtype, run_in = v.dtype, attention_dtype(v)
+    # CPU autocast lists attention among its bf16 ops: it would cast the float32 inputs straight back
+    if attn_mask is not None and attn_mask.is_floating_point():  # an additive mask: in the kernel's dtype
+        attn_mask = attn_mask.to(run_in)
+    with torch.autocast(v.device.type, enabled=False) if run_in != dtype else contextlib.nullcontext():
+        out = F.scaled_dot_product_attention(
+            q.to(run_in), k.to(run_in), v.to(run_in), attn_mask=attn_mask, dropout_p=dropout_p
+        )
+    return out.to(dtype)
 
 
 class QKNorm(nn.Module):
@@ -26,11 +62,14 @@ class QKNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(2, 1, 1, 1, head_dim))
         self.bias = nn.Parameter(torch.zeros(2, 1, 1, 1, head_dim))
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q, k: (..., head_dim) -> the same, each normalised with its own affine."""
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, out_dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """q, k: (..., head_dim) -> the same, each normalised with its own affine, in ``out_dtype`` (default
+        q's: attention that runs in float32 takes the float32 norm without a round trip through bf16)."""
         weight, bias, shape = self.weight.view(2, -1), self.bias.view(2, -1), (self.head_dim,)
-        dtype = q.dtype
-        if q.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        dtype = out_dtype or q.dtype
+        if q.device.type == "cpu" and q.dtype in REDUCED_PRECISION:
             # CPU LayerNorm on bf16 rows as short as a head (20 in LaBraM) is slower, forward and backward,
             # than casting to float32 and back around the float32 kernel (which rounds once, as the bf16 one does).
             q, k = q.float(), k.float()
@@ -76,8 +115,8 @@ class Attention(nn.Module):
                 F.linear(x, w, bias).view(heads)
                 for w, bias in zip(self.qkv.weight.split(d), biases, strict=True)
             )
-            q, k = self.qk_norm(q, k)
-        out = F.scaled_dot_product_attention(
+            q, k = self.qk_norm(q, k, attention_dtype(v))
+        out = attention(
             q.transpose(1, 2),
             k.transpose(1, 2),
             v.transpose(1, 2),
