@@ -246,7 +246,6 @@ def main(argv: list[str] | None = None) -> dict:
     if skipped:
         print(f"full skipped: {skipped}")
     print_table(results, list(runs))
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     print(f"wrote {write_results('learning', results, args.out_dir)}")
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
