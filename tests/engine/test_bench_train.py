@@ -66,9 +66,13 @@ def test_bench_train_reports_both_mfus_their_ratio_and_the_profile(tmp_path):
         ratio = written["labram_tiny_mfu_" + dtype] / written["plain_transformer_mfu_" + dtype]
         assert written["labram_vs_plain_transformer_" + dtype] == pytest.approx(ratio) and ratio > 0
     assert written["labram_vs_plain_transformer"] == written["labram_vs_plain_transformer_bf16"]
+    # the like-for-like arm: the same plain transformer, calling LaBraM's attention routine
+    same = written["labram_tiny_mfu_bf16"] / written["plain_transformer_same_attention_mfu_bf16"]
+    assert written["labram_vs_plain_transformer_same_attention"] == pytest.approx(same) and same > 0
     assert (
         written["labram_tiny_attention_gflop_per_step"]
         == written["plain_transformer_attention_gflop_per_step"]
+        == written["plain_transformer_same_attention_attention_gflop_per_step"]
     )
     assert all(written[f"adamw_seconds_{kind}"] > 0 for kind in ("forloop", "foreach", "fused"))
     assert written["profile_labram_tiny_bf16_seconds"] > 0
