@@ -20,7 +20,7 @@ glibc_only = pytest.mark.skipif(not is_glibc(), reason="mallopt is glibc's")
 SCRIPT = """
 import json, resource, sys
 import torch
-from eegphase.engine.allocator import configure_cpu_allocator, is_glibc
+from eegphase.engine.allocator import configure_cpu_allocator
 kept = configure_cpu_allocator(sys.argv[1])
 def faults_of_one_step():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

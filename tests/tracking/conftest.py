@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import mne
@@ -22,3 +24,11 @@ def challenge1_cache(tmp_path_factory) -> Path:
     data_cfg = {"name": "hbn", "sources": {"hbn": {"kind": "hbn", "root": str(hbn)}}, "modes": ["challenge1"]}
     prepare(data_cfg, cache, modes=["challenge1"], progress=False)
     return cache
+
+
+def wait_until_ready(procs: list[tuple[Path, subprocess.Popen]]) -> None:
+    """Until every process has written its ready file (at most 5 minutes); one that died first fails the test."""
+    deadline = time.monotonic() + 300
+    while not all(ready.exists() for ready, _ in procs) and time.monotonic() < deadline:
+        assert all(proc.poll() is None for _, proc in procs), [p.stderr.read() for _, p in procs]
+        time.sleep(0.05)

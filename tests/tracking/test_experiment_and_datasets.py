@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
@@ -25,6 +24,8 @@ from eegphase.tracking.mlflow_tracker import (
     Tracker,
     ui_link,
 )
+
+from .conftest import wait_until_ready
 
 
 def test_new_experiment_opens_on_model_training_with_a_view_of_its_pipelines(tmp_path):
@@ -132,10 +133,7 @@ def test_processes_logging_the_same_table_at_once_each_list_it(tmp_path):
         ready = tmp_path / f"ready{worker}"
         command = [sys.executable, "-c", LOG_DATASETS, uri, str(gate), str(ready), str(n_tables)]
         procs.append((ready, subprocess.Popen(command, stderr=subprocess.PIPE)))
-    deadline = time.monotonic() + 300
-    while not all(ready.exists() for ready, _ in procs) and time.monotonic() < deadline:
-        assert all(proc.poll() is None for _, proc in procs), [p.stderr.read() for _, p in procs]
-        time.sleep(0.05)
+    wait_until_ready(procs)
     gate.touch()  # all four log at the same moment
     for _, proc in procs:
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-3000:]

@@ -30,6 +30,8 @@ from eegphase.pipeline.schema import register_schemas
 from eegphase.tracking.mlflow_tracker import TAG_PHASE, Tracker, registry_lock_path
 from eegphase.tracking.models import TAG_SCORE, TAG_SCORE_METRIC
 
+from .conftest import wait_until_ready
+
 EXPERIMENT = "eegphase"
 
 
@@ -226,13 +228,6 @@ N_RACED = 40
 def register_in_process(uri: str, name: str, gate: Path, ready: Path, jobs: list[str]) -> subprocess.Popen:
     args = [uri, name, str(gate), str(ready), *jobs]
     return subprocess.Popen([sys.executable, "-c", REGISTER, *args], stderr=subprocess.PIPE)
-
-
-def wait_until_ready(procs: list[tuple[Path, subprocess.Popen]]) -> None:
-    deadline = time.monotonic() + 300
-    while not all(ready.exists() for ready, _ in procs) and time.monotonic() < deadline:
-        assert all(proc.poll() is None for _, proc in procs), [p.stderr.read() for _, p in procs]
-        time.sleep(0.05)
 
 
 @pytest.mark.slow  # four processes start python, mlflow and sqlalchemy at once: tens of seconds on 2 cores

@@ -39,9 +39,9 @@ def attention(
 ) -> torch.Tensor:
     """``F.scaled_dot_product_attention`` run in ``attention_dtype(v)``; the output in ``v``'s dtype."""
     dtype, run_in = v.dtype, attention_dtype(v)
-    # CPU autocast lists attention among its bf16 ops: it would cast the float32 inputs straight back
     if attn_mask is not None and attn_mask.is_floating_point():  # an additive mask: in the kernel's dtype
         attn_mask = attn_mask.to(run_in)
+    # CPU autocast lists attention among its bf16 ops: it would cast the float32 inputs straight back
     with torch.autocast(v.device.type, enabled=False) if run_in != dtype else contextlib.nullcontext():
         out = F.scaled_dot_product_attention(
             q.to(run_in), k.to(run_in), v.to(run_in), attn_mask=attn_mask, dropout_p=dropout_p
