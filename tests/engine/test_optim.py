@@ -69,3 +69,21 @@ def test_frozen_parameters_stay_in_the_optimizer_for_later_unfreezing():
     model.embed.requires_grad_(True)
     step()
     assert not torch.equal(before, model.embed.weight)
+
+
+def test_a_labram_pooling_trains_at_the_heads_rate_and_the_tokens_at_layer_zero():
+    """named_parameters() lists the encoder's own parameters (cls/mask tokens, electrode pooling) before its
+    blocks; the pooling acts after them and must get the head's rate (it got 0.65 ** (depth + 1))."""
+    from eegphase.models.predictor import build_predictor
+
+    cfg = {"name": "labram_tiny", "encoder": {"_target_": "eegphase.models.labram.LaBraM", "embed_dim": 16,
+           "depth": 2, "num_heads": 2, "pooling": "electrode", "n_chans": 4}}  # fmt: skip
+    model = build_predictor(cfg)
+    optimizer = build_optimizer(model, OptimizerConfig(lr=1e-3, layer_decay=0.5))
+    by_param = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    scale = {name: by_param[id(param)]["lr_scale"] for name, param in named.items()}
+    assert scale["encoder.pool_weights"] == 1.0 == scale["encoder.norm.weight"]
+    assert scale["encoder.cls_token"] == scale["encoder.mask_token"] == pytest.approx(0.5**3)
+    assert scale["encoder.patch_embed.conv1.linear.weight"] == pytest.approx(0.5**3)
+    assert scale["encoder.blocks.1.mlp.fc1.weight"] == pytest.approx(0.5)

@@ -71,11 +71,31 @@ def test_bad_inputs_are_named():
 
 
 def test_trivial_predictor_is_the_code_frequencies():
-    from eegphase.objectives.masked_modeling import trivial_code_predictor, trivial_code_scores
+    from eegphase.objectives.masked_modeling import code_entropy, trivial_code_predictor, trivial_code_scores
 
     codes = torch.tensor([[0, 0, 0, 1], [0, 0, 2, 1]])  # code 0: 5 of 8
-    log_prior = trivial_code_predictor(codes, n_codes=4, smoothing=0.0)
+    counts = torch.bincount(codes.flatten(), minlength=4)
+    log_prior = trivial_code_predictor(counts, smoothing=0.0)
     loss, accuracy = trivial_code_scores(log_prior, codes)
     expected = -(5 * math.log(5 / 8) + 2 * math.log(2 / 8) + math.log(1 / 8)) / 8  # the code entropy
     assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert code_entropy(counts) == pytest.approx(expected, rel=1e-12)
     assert accuracy.item() == pytest.approx(5 / 8)
+
+
+def test_trivial_predictor_scored_where_its_counts_came_from_is_the_entropy():
+    """The bug this pins: the recipe handed counts to a function that bincounted them again, so the 'trivial'
+    loss exceeded ln(n_codes), the loss of a uniform guess, and masked modelling looked 36% better than it was."""
+    from eegphase.objectives.masked_modeling import code_entropy, trivial_code_predictor, trivial_code_scores
+
+    n_codes = 512
+    generator = torch.Generator().manual_seed(0)
+    probabilities = torch.distributions.Dirichlet(torch.full((n_codes,), 0.3)).sample()
+    codes = torch.multinomial(probabilities, 20_000, replacement=True, generator=generator).view(100, 200)
+    counts = torch.bincount(codes.flatten(), minlength=n_codes)
+    loss, _ = trivial_code_scores(trivial_code_predictor(counts), codes)  # the recipe's default smoothing
+    entropy = code_entropy(counts)
+    assert entropy < math.log(n_codes) - 0.3  # skewed codes: a real floor below the uniform guess
+    assert entropy <= loss.item() <= entropy + 0.01  # add-0.5 smoothing costs little at 20 000 codes
+    with pytest.raises(ValueError, match="code counts"):
+        trivial_code_predictor(codes)  # codes are not counts

@@ -1,9 +1,9 @@
 """AdamW with weight-decay groups and optional layer-wise lr decay, plus timm's warmup + cosine schedule.
 
 Layer decay (BEiT/LaBraM fine-tuning) gives block ``i`` of ``L`` the lr scale ``decay ** (L + 1 - layer)``:
-parameters before the first block (embeddings) are layer 0, ``blocks.i`` is layer ``i + 1`` and everything
-after the last block (final norm, head) is layer ``L + 1`` with the full lr. Models with a timm-style
-``group_matcher`` use timm's own grouping instead.
+parameters before the first block (embeddings, cls and mask tokens) are layer 0, ``blocks.i`` is layer
+``i + 1`` and everything after the last block (final norm, pooling, head) is layer ``L + 1`` with the full
+lr. Models with a timm-style ``group_matcher`` use timm's own grouping instead.
 """
 
 from __future__ import annotations
@@ -52,8 +52,21 @@ def _skips_decay(name: str, param: torch.Tensor, no_decay: set[str]) -> bool:
     return param.ndim <= 1 or any(pattern in name for pattern in no_decay)
 
 
+def head_side_parameter_names(model: nn.Module) -> set[str]:
+    """Full names of the parameters that modules declare in ``head_parameter_names``: those that act after
+    the blocks (an encoder's learned pooling) although ``named_parameters`` lists them before the blocks.
+    They train at the head's rate under layer decay, and with the head when the encoder is frozen."""
+    names = set()
+    for prefix, module in model.named_modules():
+        for name in getattr(module, "head_parameter_names", ()):
+            if getattr(module, name, None) is not None:
+                names.add(f"{prefix}.{name}" if prefix else name)
+    return names
+
+
 def block_layer_ids(model: nn.Module) -> dict[str, int]:
-    """Layer id of every parameter by the ``blocks.<i>.`` rule (see module docstring)."""
+    """Layer id of every parameter by the ``blocks.<i>.`` rule (see module docstring); parameters named by
+    :func:`head_side_parameter_names` sit after the last block."""
     names = [name for name, _ in model.named_parameters()]
     block_of = {name: int(m.group(1)) for name in names if (m := _BLOCK_PARAM.search(name))}
     if not block_of:
@@ -62,12 +75,13 @@ def block_layer_ids(model: nn.Module) -> dict[str, int]:
         )
     num_blocks = max(block_of.values()) + 1
     first_block = min(i for i, name in enumerate(names) if name in block_of)
+    head_side = head_side_parameter_names(model)
     layer_ids = {}
     for i, name in enumerate(names):
         if name in block_of:
             layer_ids[name] = block_of[name] + 1
         else:
-            layer_ids[name] = 0 if i < first_block else num_blocks + 1
+            layer_ids[name] = 0 if i < first_block and name not in head_side else num_blocks + 1
     return layer_ids
 
 

@@ -163,6 +163,9 @@ class LaBraM(nn.Module):
     features scored validation NRMSE 0.931 with it (test 0.939).
     """
 
+    # parameters acting after the blocks (the electrode pooling): see engine.optim.head_side_parameter_names
+    head_parameter_names = ("pool_weights",)
+
     def __init__(
         self,
         n_chans: int = 129,
@@ -202,7 +205,8 @@ class LaBraM(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         # pooling="electrode": a weight per electrode and feature; 1/n_chans makes the start a plain mean, and
         # keeps AdamW's steps (about lr each) large next to the weights, so spatial contrasts are learned in
-        # the few hundred steps a fine-tuning run has. Registered after the blocks: full lr under layer decay.
+        # the few hundred steps a fine-tuning run has. Declared head-side (head_parameter_names): the head's lr
+        # under layer decay, and trained with the head when the encoder is frozen.
         self.pool_weights = (
             nn.Parameter(torch.full((n_electrodes or electrodes.n_electrodes(), embed_dim), 1.0 / n_chans))
             if pooling == "electrode"

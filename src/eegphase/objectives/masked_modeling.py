@@ -22,6 +22,7 @@ from eegphase.models.masking import random_patch_mask, symmetric_patch_masks
 symmetric_masks = symmetric_patch_masks
 __all__ = [
     "MaskedModelingResult",
+    "code_entropy",
     "masked_code_loss",
     "random_patch_mask",
     "split_stacked_logits",
@@ -135,11 +136,26 @@ def symmetric_masked_modeling_loss(
 
 
 @torch.no_grad()
-def trivial_code_predictor(codes: torch.Tensor, n_codes: int, smoothing: float = 0.5) -> torch.Tensor:
-    """Log-probabilities (n_codes,) of each code in ``codes`` (add-``smoothing`` counts): the context-free
-    predictor that masked modelling must beat."""
-    counts = torch.bincount(codes.flatten().long(), minlength=n_codes).float() + smoothing
-    return (counts / counts.sum()).log()
+def trivial_code_predictor(counts: torch.Tensor, smoothing: float = 0.5) -> torch.Tensor:
+    """Log-probabilities (n_codes,) of the codes from their ``counts`` (n_codes,) (as ``code_counts`` returns
+    them; add-``smoothing`` counts): the context-free predictor that masked modelling must beat. Scored on the
+    windows the counts came from, its loss is the codes' entropy (see ``code_entropy``) up to the smoothing."""
+    if counts.dim() != 1:
+        raise ValueError(f"expected code counts (n_codes,), got shape {tuple(counts.shape)}")
+    if bool((counts < 0).any()):
+        raise ValueError("code counts must not be negative")
+    counts = counts.double() + smoothing
+    return (counts / counts.sum()).log().float()
+
+
+def code_entropy(counts: torch.Tensor) -> float:
+    """Entropy in nats of the code distribution behind ``counts`` (ln of the codebook perplexity): the loss
+    of the best context-free guess on those codes, the floor masked modelling must get below to have learned
+    anything from context."""
+    p = counts.double()[counts > 0] / counts.sum()
+    if p.numel() == 0:
+        raise ValueError("code counts are all zero: no windows were encoded")
+    return float(-(p * p.log()).sum())
 
 
 def trivial_code_scores(log_prior: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

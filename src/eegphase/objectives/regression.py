@@ -39,9 +39,11 @@ def _as_column(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, 
 def masked_regression_loss(
     pred: torch.Tensor, target: torch.Tensor, name: str = "mse", huber_delta: float = 1.0
 ) -> torch.Tensor:
-    """MSE / L1 / Huber over the targets that are not NaN."""
+    """MSE / L1 / Huber over the targets that are not NaN, in float32 whatever the prediction's dtype (a bf16
+    target would round response times near 1.2 s to 0.008 s, while evaluation runs in float32)."""
     pred, target = _as_column(pred, target)
-    target = target.to(pred.dtype)
+    dtype = torch.promote_types(pred.dtype, torch.float32)
+    pred, target = pred.to(dtype), target.to(dtype)
     valid = ~torch.isnan(target)
     safe_target = torch.where(valid, target, pred.detach())
     if name == "mse":

@@ -34,6 +34,7 @@ from eegphase.data.readers.subjects import find_column
 from eegphase.data.windows import NAME_SUFFIX
 from eegphase.engine.checkpoint import save_checkpoint
 from eegphase.engine.loop import StepFn, Trainer, TrainerConfig, move_to_device
+from eegphase.engine.optim import head_side_parameter_names
 from eegphase.engine.precision import make_precision
 from eegphase.engine.seeding import seed_everything
 from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weights, set_requires_grad
@@ -458,13 +459,23 @@ def _safe(metric, what: str, *args) -> float:
         return math.nan
 
 
+def freeze_encoder_body(model: nn.Module) -> None:
+    """Freeze ``model.encoder`` except its head-side parameters (``head_parameter_names``: the pooling the
+    head reads through), so that a head-only stage trains what sits between the blocks and the head."""
+    set_requires_grad(model.encoder, False)
+    parameters = dict(model.named_parameters())
+    for name in head_side_parameter_names(model):
+        parameters[name].requires_grad_(True)
+
+
 def fit_head_only(
     ctx: PhaseContext, model: nn.Module, step, train, val, epochs: int, directory: Path, task_name: str
 ) -> None:
     """Train the head on a frozen, initialised encoder (its own warmup + cosine), leaving ``model`` at the
-    stage's last weights; a finished stage is not retrained when a later one was interrupted."""
+    stage's last weights; a finished stage is not retrained when a later one was interrupted. The encoder's
+    head-side parameters (its learned pooling, which masked modelling never trains) train with the head."""
     directory.mkdir(parents=True, exist_ok=True)
-    set_requires_grad(model.encoder, False)
+    freeze_encoder_body(model)
     if stage_done(directory) is None:
         trainer = Trainer(
             model,

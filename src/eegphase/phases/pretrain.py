@@ -38,6 +38,10 @@ class PretrainRecipe(Protocol):
         """(self-supervised losses, auxiliary heads' predictions or None, terms to log) for one batch."""
         ...
 
+    def validation_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Metrics derived from an epoch's validation metrics (e.g. MEM's gap to the codes' entropy)."""
+        ...
+
 
 RECIPES: dict[str, Callable[[PhaseContext, DataLoader, DataLoader, bool], PretrainRecipe]] = {
     "mem": MemRecipe,
@@ -94,8 +98,22 @@ def run(ctx: PhaseContext) -> PhaseOutput:
     directory = ctx.work_dir / "encoder"
     directory.mkdir(parents=True, exist_ok=True)
     unused_heads = bool(aux) and set(aux.tasks) != set(AUX_TASKS)
+
+    def log_validation_metrics(trainer, metrics: dict[str, float]) -> None:
+        ctx.log_metrics(recipe.validation_metrics(metrics), trainer.step)
+
     trainer, final = fit_stage(
-        ctx, recipe.model, step, train, val, int(phase.epochs), directory, "", unused_heads
+        ctx,
+        recipe.model,
+        step,
+        train,
+        val,
+        int(phase.epochs),
+        directory,
+        "",
+        unused_heads,
+        on_epoch_end=log_validation_metrics,
     )
+    final.update(recipe.validation_metrics(final))
     files = {"checkpoints": trainer.best_checkpoint, **recipe.files}
     return PhaseOutput(checkpoint=trainer.best_checkpoint, metrics={**recipe.metrics, **final}, files=files)

@@ -57,6 +57,10 @@ class JepaRecipe:
             encoder_from_config(ctx.model_cfg), float(ctx.phase_cfg.mask_ratio), with_aux
         )
 
+    def validation_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """None: JEPA's loss has no context-free floor to compare with."""
+        return {}
+
     def step(
         self, model: nn.Module, batch: dict[str, Any]
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None, dict[str, torch.Tensor]]:

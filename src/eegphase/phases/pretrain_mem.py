@@ -25,6 +25,7 @@ from eegphase.models.predictor import encoder_from_config
 from eegphase.models.registry import build_encoder
 from eegphase.objectives.masked_modeling import (
     MaskedModelingResult,
+    code_entropy,
     split_stacked_logits,
     symmetric_masked_modeling_loss,
     trivial_code_predictor,
@@ -155,11 +156,22 @@ class MemRecipe:
         self.tokenizer, self.metrics = train_tokenizer(ctx, train, val)
         self.files: dict[str, Path] = {"checkpoints/tokenizer": ctx.work_dir / "tokenizer" / "best.pt"}
         # The trivial predictor: code frequencies on the training windows, scored beside MEM on every batch.
-        counts = code_counts(self.tokenizer, train, ctx.device)
-        self.log_prior = trivial_code_predictor(counts, int(phase.n_codes)).to(ctx.device)
+        self.log_prior = trivial_code_predictor(code_counts(self.tokenizer, train, ctx.device)).to(ctx.device)
+        # The floor of any context-free guess on the validation windows MEM is scored on (the same fixed
+        # subset): the codes' own entropy. val/mem must get below it for masked modelling to have learned.
+        self.val_code_entropy = code_entropy(code_counts(self.tokenizer, val, ctx.device))
+        self.metrics["val/mem_code_entropy"] = self.val_code_entropy
         seed_everything(ctx.seed)
         self.model = MaskedPretrainModel(encoder_from_config(ctx.model_cfg), int(phase.n_codes), with_aux)
         self.ratio = float(phase.mask_ratio)
+
+    def validation_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Beside an epoch's ``val/mem``: the codes' entropy and how far below it MEM lies, as a share of it
+        (``val/mem_entropy_gap`` = 1 - val/mem / entropy; 0 = no better than the code frequencies)."""
+        if "val/mem" not in metrics:
+            return {}
+        gap = 1.0 - float(metrics["val/mem"]) / self.val_code_entropy
+        return {"val/mem_code_entropy": self.val_code_entropy, "val/mem_entropy_gap": gap}
 
     def step(
         self, model: nn.Module, batch: dict[str, Any]
