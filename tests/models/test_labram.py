@@ -35,13 +35,19 @@ def test_tiny_shapes_pooled_tokens_and_masked():
     masked_tokens = model(x, mask=mask, return_all_tokens=True)
     assert masked_tokens.shape == tokens.shape
     assert not torch.allclose(masked_tokens, tokens)
-    # a masked patch's content is invisible: changing it leaves the masked forward unchanged
+    # a masked patch's content reaches its own sample only through the patch embedding's statistics (per
+    # sample over all of its patches, as LaBraM's TemporalConv, which runs before the mask token replaces it)
     x2 = x.clone().view(3, 129, 2, 100)
     x2[0, 0, 0] += 5.0  # token 0 of sample 0
     mask[0, 0] = True
     a = model(x, mask=mask, return_all_tokens=True)
     b = model(x2.view(3, 129, 200), mask=mask, return_all_tokens=True)
-    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a[1:], b[1:])  # the other samples: untouched
+    assert not torch.allclose(a[0], b[0])
+    # with per-patch statistics (patch_norm="patch") the masked content is invisible
+    per_patch = build_encoder("labram_tiny", patch_norm="patch").eval()
+    a = per_patch(x, mask=mask, return_all_tokens=True)
+    torch.testing.assert_close(a, per_patch(x2.view(3, 129, 200), mask=mask, return_all_tokens=True))
 
 
 def test_cls_pooling_and_channel_subsets():
@@ -99,9 +105,9 @@ def test_runs_under_bf16_autocast():
 
 @pytest.mark.parametrize("spectrum", [False, True])
 def test_patch_spectrum_lets_amplitude_reach_the_tokens(spectrum):
-    """The conv patch embedding normalises each patch, so a patch and the same patch twice as large embed
-    alike; with ``patch_spectrum`` its log amplitude spectrum is added, and they differ (band power, what EEG
-    targets most often rest on, is then visible to the transformer from the first step)."""
+    """The conv patch embedding normalises each window (per sample), so a window and the same window twice as
+    large embed alike; with ``patch_spectrum`` its log amplitude spectrum is added, and they differ (absolute
+    band power is then visible to the transformer from the first step)."""
     torch.manual_seed(0)
     model = build_encoder("labram", size="tiny", patch_spectrum=spectrum).eval()
     x = fixed_batch(2)
@@ -155,3 +161,37 @@ def test_views_equal_the_stacked_copies(pooling):
             assert (b - a).abs().max() <= tolerance * a.abs().max(), name
     with pytest.raises(ValueError, match="mask shape"):
         encoder(x, mask=mask[:3], views=2)
+
+
+@pytest.mark.parametrize("patch_norm", ["sample", "patch"])
+def test_relative_channel_amplitude_reaches_the_tokens_with_per_sample_statistics(patch_norm):
+    """LaBraM's TemporalConv normalises per sample over all patches: one channel twice as large as before
+    embeds differently (relative amplitude across channels survives); per-patch statistics normalise it away."""
+    torch.manual_seed(0)
+    model = build_encoder("labram", size="tiny", patch_norm=patch_norm).eval()
+    x = fixed_batch(2, n_chans=6)
+    louder = x.clone()
+    louder[:, 0] *= 2.0
+    with torch.no_grad():
+        tokens, loud = model.patch_embed(model.patchify(x)), model.patch_embed(model.patchify(louder))
+    gap = (tokens[:, 0] - loud[:, 0]).norm() / tokens[:, 0].norm()
+    assert (gap > 0.05) if patch_norm == "sample" else (gap < 1e-3), float(gap)
+
+
+def test_padded_channels_stay_out_of_the_patch_statistics():
+    """Zero-padded channels (zero throughout the window) do not count in the per-sample statistics: the real
+    channels embed as they do without the padding; ``channel_mask`` leaves out what it marks as not real."""
+    torch.manual_seed(0)
+    embed = build_encoder("labram", size="tiny", n_chans=8).eval().patch_embed
+    x = fixed_batch(2, n_chans=3).view(2, 3, 2, 100)
+    padded = torch.zeros(2, 8, 2, 100)
+    padded[:, [1, 4, 6]] = x
+    with torch.no_grad():
+        alone = embed(x)
+        torch.testing.assert_close(embed(padded)[:, [1, 4, 6]], alone, rtol=1e-5, atol=1e-5)
+        noisy = padded.clone()
+        noisy[:, 7] = 3.0 * torch.randn(2, 2, 100)  # a channel the mask calls padding: left out as well
+        mask = torch.zeros(2, 8, dtype=torch.bool)
+        mask[:, [1, 4, 6]] = True
+        torch.testing.assert_close(embed(noisy, mask)[:, [1, 4, 6]], alone, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(embed(noisy)[:, [1, 4, 6]], alone, atol=1e-3)  # counted without the mask

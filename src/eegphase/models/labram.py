@@ -23,9 +23,16 @@ from eegphase.models import electrodes
 from eegphase.models.embedding import gather_rows
 from eegphase.models.transformer import Block, init_transformer_weights, rescale_residual_projections
 
+PATCH_NORMS = ("sample", "patch")
+
 
 class ChannelsLastGroupNorm(nn.Module):
-    """GroupNorm for (M, T, C) activations, so the conv stack never transposes to channels-first."""
+    """GroupNorm for channels-last (S, R, T, C) activations: statistics per sample ``S`` and group, over its
+    ``R`` rows (patches), their ``T`` steps and the group's channels; the conv stack never transposes.
+
+    ``row_weights`` (S, R), 1 = counted, 0 = left out of the statistics (the patches of zero-padded channels);
+    every row is normalised with its sample's statistics either way.
+    """
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5):
         super().__init__()
@@ -33,16 +40,22 @@ class ChannelsLastGroupNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_channels))
         self.bias = nn.Parameter(torch.zeros(num_channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m, t, c = x.shape
-        grouped = x.view(m, t, self.num_groups, c // self.num_groups).float()
-        var, mean = torch.var_mean(grouped, dim=(1, 3), keepdim=True, unbiased=False)
-        normed = ((grouped - mean) * torch.rsqrt(var + self.eps)).view(m, t, c).to(x.dtype)
+    def forward(self, x: torch.Tensor, row_weights: torch.Tensor | None = None) -> torch.Tensor:
+        s, r, t, c = x.shape
+        grouped = x.view(s, r, t, self.num_groups, c // self.num_groups).float()
+        if row_weights is None:
+            var, mean = torch.var_mean(grouped, dim=(1, 2, 4), keepdim=True, unbiased=False)
+        else:
+            w = row_weights.float().view(s, r, 1, 1, 1)
+            count = w.sum(1, keepdim=True) * (t * (c // self.num_groups))
+            mean = (grouped * w).sum(dim=(1, 2, 4), keepdim=True) / count
+            var = ((grouped - mean).square() * w).sum(dim=(1, 2, 4), keepdim=True) / count
+        normed = ((grouped - mean) * torch.rsqrt(var + self.eps)).view(s, r, t, c).to(x.dtype)
         return torch.addcmul(self.bias.to(x.dtype), normed, self.weight.to(x.dtype))
 
 
 class UnfoldConv1d(nn.Module):
-    """A 1-D convolution on channels-last (M, T, C_in) input as one unfold + one GEMM.
+    """A 1-D convolution on channels-last (..., T, C_in) input as one unfold + one GEMM.
 
     Same maths and FLOPs as ``nn.Conv1d`` (weight kept as (out, in * kernel)), but a single large
     GEMM instead of a convolution over millions of tiny (1 x 100) signals.
@@ -57,29 +70,59 @@ class UnfoldConv1d(nn.Module):
         return (length + 2 * self.padding - self.kernel_size) // self.stride + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (0, 0, self.padding, self.padding))  # pad the time axis of (M, T, C)
-        windows = x.unfold(1, self.kernel_size, self.stride)  # (M, T_out, C_in, kernel)
-        return self.linear(windows.flatten(2))
+        x = F.pad(x, (0, 0, self.padding, self.padding))  # pad the time axis of (..., T, C)
+        windows = x.unfold(-2, self.kernel_size, self.stride)  # (..., T_out, C_in, kernel)
+        return self.linear(windows.flatten(-2))
+
+
+def real_channels(patches: torch.Tensor, channel_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, P, n) patches -> (B, C) bool, True = a channel the patch statistics count.
+
+    A channel that is zero throughout the window is padding (``ZeroPadChannelMap``, the datasets' HydroCel
+    layout): read from the input, so that every phase (fine-tuning, the readout, the exported model, the
+    tokenizer's targets: none of them is handed the mask) computes the function pretraining computes.
+    ``channel_mask`` (B, C), when given, can only leave more out. A window with no such channel counts all.
+    """
+    real = patches.flatten(2).ne(0).any(-1)
+    if channel_mask is not None:
+        real = real & channel_mask.to(real.device, torch.bool)
+    return real | ~real.any(1, keepdim=True)
 
 
 class TemporalConvPatchEmbed(nn.Module):
     """LaBraM's temporal conv: Conv 1->8 (k15, s8, p7) + GroupNorm(4) + GELU, then two (k3) conv blocks.
 
+    ``norm="sample"`` (LaBraM's ``TemporalConv``, which convolves (B, 1, C*P, patch) images): each GroupNorm
+    takes its statistics per sample over all of its patches (channels x patches x time), the zero-padded
+    channels left out (:func:`real_channels`), so the relative amplitude of channels and patches (band power,
+    topography: what EEG targets rest on) reaches the transformer. ``"patch"``: statistics per patch (this
+    project's embedding before, kept so that its checkpoints compute what they were trained to): every patch's
+    own amplitude is normalised away.
+
     The (T_out * 8) features are projected to ``embed_dim`` when they differ (104 -> 200 for
     100-sample patches; the paper's 200-sample patches give exactly 200 and need no projection).
 
     ``spectrum``: add a linear map of the patch's log amplitude spectrum (Hann-tapered FFT) to the embedding,
-    as BIOT tokenises EEG. Why: the conv stack normalises each patch (GroupNorm), so band power, the feature
-    EEG targets most often rest on, reaches the transformer only through what the convs learn; a LaBraM trained
-    from scratch on the synthetic challenge data in a few hundred steps then stayed at the mean (response time:
-    validation r 0.0 without, 0.45 with, after 300 steps).
+    as BIOT tokenises EEG. Why: the conv features are normalised (per sample, or per patch with
+    ``norm="patch"``), so the absolute band power of a window reaches the transformer only through what the
+    convs learn, and with ``norm="patch"`` not even its relative power across channels; a LaBraM trained from
+    scratch (per-patch norm) on the synthetic challenge data in a few hundred steps then stayed at the mean
+    (response time: validation r 0.0 without, 0.45 with, after 300 steps).
     """
 
     def __init__(
-        self, patch_size: int, embed_dim: int, conv_channels: int = 8, groups: int = 4, spectrum: bool = False
+        self,
+        patch_size: int,
+        embed_dim: int,
+        conv_channels: int = 8,
+        groups: int = 4,
+        spectrum: bool = False,
+        norm: str = "sample",
     ):
         super().__init__()
-        self.patch_size = patch_size
+        if norm not in PATCH_NORMS:
+            raise ValueError(f"patch_norm must be one of {PATCH_NORMS}, got {norm!r}")
+        self.patch_size, self.norm = patch_size, norm
         self.conv1 = UnfoldConv1d(1, conv_channels, kernel_size=15, stride=8, padding=7)
         self.norm1 = ChannelsLastGroupNorm(groups, conv_channels)
         self.conv2 = UnfoldConv1d(conv_channels, conv_channels, kernel_size=3, stride=1, padding=1)
@@ -92,14 +135,18 @@ class TemporalConvPatchEmbed(nn.Module):
         if spectrum:
             self.register_buffer("taper", torch.hann_window(patch_size), persistent=False)
 
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        """patches: (..., patch_size) -> (..., embed_dim)."""
-        lead = patches.shape[:-1]
-        x = patches.reshape(-1, self.patch_size, 1)
-        x = F.gelu(self.norm1(self.conv1(x)))
-        x = F.gelu(self.norm2(self.conv2(x)))
-        x = F.gelu(self.norm3(self.conv3(x)))
-        embedded = self.proj(x.flatten(1)).view(*lead, -1)
+    def forward(self, patches: torch.Tensor, channel_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """patches (B, C, P, patch_size) -> (B, C, P, embed_dim); ``channel_mask`` (B, C) bool, True = real."""
+        b, c, p, _ = patches.shape
+        if self.norm == "sample":
+            x = patches.reshape(b, c * p, self.patch_size, 1)
+            weights = real_channels(patches, channel_mask).repeat_interleave(p, 1)  # (B, C*P)
+        else:  # one "sample" per patch
+            x, weights = patches.reshape(b * c * p, 1, self.patch_size, 1), None
+        x = F.gelu(self.norm1(self.conv1(x), weights))
+        x = F.gelu(self.norm2(self.conv2(x), weights))
+        x = F.gelu(self.norm3(self.conv3(x), weights))
+        embedded = self.proj(x.flatten(-2)).view(b, c, p, -1)
         if self.spectrum is None:
             return embedded
         return embedded + self.spectrum(log_amplitude(patches, self.taper).to(embedded.dtype))
@@ -150,6 +197,7 @@ def resolve_ch_idx(
 
 
 POOLINGS = ("mean", "cls", "electrode")
+FINAL_NORMS = ("tokens", "pooled")
 
 
 class LaBraM(nn.Module):
@@ -161,6 +209,14 @@ class LaBraM(nn.Module):
     beta down) are contrasts between channels, which a plain mean erases; a linear model on per-channel band
     power reads them. On the synthetic challenge-2 data after 150 steps, a ridge readout of the model's
     features scored validation NRMSE 0.931 with it (test 0.939).
+
+    ``final_norm``: the last LayerNorm on every token before pooling (``tokens``, BEiT's pretraining model), or
+    on the pooled embedding (``pooled``: LaBraM's fine-tuning model with mean pooling, braindecode's
+    ``fc_norm``); tokens returned with ``return_all_tokens`` are normalised one by one either way.
+    ``qkv_bias``: ``"qv"`` for query and value biases only (LaBraM/BEiT; the key's stays zero), True for all
+    three. ``patch_norm``: see :class:`TemporalConvPatchEmbed`. With ``pooling="mean"``, ``final_norm="pooled"``,
+    ``qkv_bias="qv"``, ``patch_norm="sample"``, no patch spectrum and 200-sample patches this is the function of
+    ``braindecode.models.Labram`` (:mod:`eegphase.models.labram_braindecode` moves the weights across).
     """
 
     # parameters acting after the blocks (the electrode pooling): see engine.optim.head_side_parameter_names
@@ -175,7 +231,7 @@ class LaBraM(nn.Module):
         depth: int = 12,
         num_heads: int = 10,
         mlp_ratio: float = 4.0,
-        qkv_bias: bool = False,
+        qkv_bias: bool | str = False,
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
@@ -184,13 +240,19 @@ class LaBraM(nn.Module):
         n_electrodes: int | None = None,
         pooling: str = "mean",
         patch_spectrum: bool = False,
+        patch_norm: str = "sample",
+        final_norm: str = "tokens",
     ):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if final_norm not in FINAL_NORMS:
+            raise ValueError(f"final_norm must be one of {FINAL_NORMS}, got {final_norm!r}")
         self.n_chans, self.n_times, self.patch_size = n_chans, n_times, patch_size
-        self.embed_dim, self.pooling = embed_dim, pooling
-        self.patch_embed = TemporalConvPatchEmbed(patch_size, embed_dim, spectrum=patch_spectrum)
+        self.embed_dim, self.pooling, self.final_norm = embed_dim, pooling, final_norm
+        self.patch_embed = TemporalConvPatchEmbed(
+            patch_size, embed_dim, spectrum=patch_spectrum, norm=patch_norm
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = SpatioTemporalEmbedding(
@@ -230,8 +292,11 @@ class LaBraM(nn.Module):
         ch_idx: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         views: int = 1,
+        channel_mask: torch.Tensor | None = None,
+        normalise: bool = True,
     ) -> torch.Tensor:
-        """All tokens after the final norm: (views * B, 1 + C*P, D), the cls token first.
+        """All tokens (views * B, 1 + C*P, D), the cls token first, after the final norm unless ``normalise``
+        is False. ``channel_mask`` (B, C) bool, True = real: see :func:`real_channels`.
 
         ``views``: the input stands for ``views`` stacked copies of itself (``x.repeat(views, 1, 1)``), each
         with its own rows of ``mask``, as masked modelling's symmetric views are. The patches are embedded
@@ -244,7 +309,7 @@ class LaBraM(nn.Module):
             raise ValueError(f"views must be >= 1, got {views}")
         c = x.shape[1]
         patches = self.patchify(x)
-        tokens = self.patch_embed(patches).flatten(1, 2)  # (B, C*P, D)
+        tokens = self.patch_embed(patches, channel_mask).flatten(1, 2)  # (B, C*P, D)
         if views > 1:  # repeat copies even for 1: only when there are views to share
             tokens = tokens.repeat(views, 1, 1)  # (views * B, C*P, D)
         b = tokens.shape[0]
@@ -260,7 +325,7 @@ class LaBraM(nn.Module):
         tokens = self.pos_drop(tokens)
         for block in self.blocks:
             tokens = block(tokens)
-        return self.norm(tokens)
+        return self.norm(tokens) if normalise else tokens
 
     def forward(
         self,
@@ -269,18 +334,23 @@ class LaBraM(nn.Module):
         mask: torch.Tensor | None = None,
         return_all_tokens: bool = False,
         views: int = 1,
+        channel_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Embedding (B, D) (see ``pooling``), or patch tokens (B, C*P, D); ``views``: see ``encode``."""
-        tokens = self.encode(x, ch_idx, mask, views)
+        """Embedding (B, D) (see ``pooling``), or patch tokens (B, C*P, D); ``views``, ``channel_mask``: see
+        ``encode``."""
+        pooled_norm = self.final_norm == "pooled" and not return_all_tokens
+        tokens = self.encode(x, ch_idx, mask, views, channel_mask, normalise=not pooled_norm)
         if return_all_tokens:
             return tokens[:, 1:]
         if self.pooling == "cls":
-            return tokens[:, 0]
-        if self.pooling == "mean":
-            return tokens[:, 1:].mean(1)
-        c = x.shape[1]
-        per_channel = tokens[:, 1:].unflatten(1, (c, -1)).mean(2)  # (B, C, D): each channel over time
-        weights = gather_rows(
-            self.pool_weights, resolve_ch_idx(ch_idx, x.shape[0], c, x.device).repeat(views, 1)
-        )
-        return (per_channel * weights.to(per_channel.dtype)).sum(1)
+            pooled = tokens[:, 0]
+        elif self.pooling == "mean":
+            pooled = tokens[:, 1:].mean(1)
+        else:
+            c = x.shape[1]
+            per_channel = tokens[:, 1:].unflatten(1, (c, -1)).mean(2)  # (B, C, D): each channel over time
+            weights = gather_rows(
+                self.pool_weights, resolve_ch_idx(ch_idx, x.shape[0], c, x.device).repeat(views, 1)
+            )
+            pooled = (per_channel * weights.to(per_channel.dtype)).sum(1)
+        return self.norm(pooled) if pooled_norm else pooled

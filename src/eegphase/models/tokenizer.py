@@ -182,12 +182,20 @@ class NeuralTokenizer(nn.Module):
         decay: float = 0.99,
         commitment_weight: float = 1.0,
         max_time_patches: int = 16,
+        patch_norm: str = "sample",
     ):
         super().__init__()
         self.patch_size, self.commitment_weight = patch_size, commitment_weight
         self.embed_dim = embed_dim
         self.encoder = LaBraM(
-            n_chans, n_times, patch_size, embed_dim, depth, num_heads, max_time_patches=max_time_patches
+            n_chans,
+            n_times,
+            patch_size,
+            embed_dim,
+            depth,
+            num_heads,
+            max_time_patches=max_time_patches,
+            patch_norm=patch_norm,
         )
         self.to_code = nn.Sequential(
             nn.Linear(embed_dim, embed_dim), nn.Tanh(), nn.Linear(embed_dim, code_dim)
@@ -213,10 +221,15 @@ class NeuralTokenizer(nn.Module):
             module.apply(init_transformer_weights)
 
     def quantise(
-        self, x: torch.Tensor, ch_idx: torch.Tensor | None = None, valid: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        ch_idx: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+        channel_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``valid`` (B, C*P) bool: only these patches reach the codebook (others: zero vector, code 0)."""
-        z = self.code_vectors(x, ch_idx, valid)
+        """``valid`` (B, C*P) bool: only these patches reach the codebook (others: zero vector, code 0);
+        ``channel_mask``: see ``code_vectors``."""
+        z = self.code_vectors(x, ch_idx, valid, channel_mask)
         if valid is None:
             quantised, codes, commitment = self.codebook(z.flatten(0, 1))
             return quantised.view_as(z), codes.view(z.shape[:2]), commitment
@@ -237,10 +250,19 @@ class NeuralTokenizer(nn.Module):
             return self.codebook.nearest(z.flatten(0, 1)).view(z.shape[:2])
 
     def code_vectors(
-        self, x: torch.Tensor, ch_idx: torch.Tensor | None = None, valid: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        ch_idx: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+        channel_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Unit vectors (B, C*P, code_dim) that the codebook quantises (zero where ``valid`` is False)."""
-        projected = self.to_code(self.encoder(x, ch_idx, return_all_tokens=True)).float()
+        """Unit vectors (B, C*P, code_dim) that the codebook quantises (zero where ``valid`` is False).
+
+        ``channel_mask`` (B, C) bool, True = real: the encoder's patch statistics leave the others out (as they
+        do channels that are zero throughout, mask or not: ``encode`` computes the same codes without it).
+        """
+        tokens = self.encoder(x, ch_idx, return_all_tokens=True, channel_mask=channel_mask)
+        projected = self.to_code(tokens).float()
         if valid is not None:
             return F.normalize(
                 projected.new_zeros(projected.shape).index_put((valid,), self.centre(projected[valid])),
@@ -266,7 +288,7 @@ class NeuralTokenizer(nn.Module):
         b, c, _ = x.shape
         patches = self.encoder.patchify(x)  # (B, C, P, patch)
         valid = None if channel_mask is None else channel_mask.bool().repeat_interleave(patches.shape[2], 1)
-        quantised, codes, commitment = self.quantise(x, ch_idx, valid)
+        quantised, codes, commitment = self.quantise(x, ch_idx, valid, channel_mask)
         amplitude, phase = self.decode(quantised, resolve_ch_idx(ch_idx, b, c, x.device), patches.shape[2])
         patches = patches.flatten(1, 2)
         if valid is not None:

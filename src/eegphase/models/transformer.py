@@ -80,13 +80,18 @@ class QKNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention (or cross-attention when ``context`` is given) with optional qk-norm."""
+    """Multi-head self-attention with optional qk-norm.
+
+    ``qkv_bias``: True, a bias for each of q, k and v; ``"qv"``, for q and v only (``q_bias``, ``v_bias``), as
+    LaBraM and BEiT have it: the key's bias is held at zero, which matters under qk-norm (it is not shift-free
+    over the head dim there).
+    """
 
     def __init__(
         self,
         dim: int,
         num_heads: int,
-        qkv_bias: bool = False,
+        qkv_bias: bool | str = False,
         qk_norm: bool = True,
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
@@ -94,8 +99,13 @@ class Attention(nn.Module):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}")
+        if qkv_bias not in (True, False, "qv"):
+            raise ValueError(f"qkv_bias must be True, False or 'qv', got {qkv_bias!r}")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias is True)
+        separate = qkv_bias == "qv"
+        self.q_bias = nn.Parameter(torch.zeros(dim)) if separate else None
+        self.v_bias = nn.Parameter(torch.zeros(dim)) if separate else None
         self.qk_norm = QKNorm(self.head_dim) if qk_norm else None
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
@@ -105,12 +115,17 @@ class Attention(nn.Module):
         """x: (B, N, D); attn_mask: optional bool (B, 1, N, N) or (B, 1, 1, N), True = may attend."""
         b, n, d = x.shape
         heads = (b, n, self.num_heads, self.head_dim)
+        biases = self._biases(d)
         if self.qk_norm is None:
-            q, k, v = self.qkv(x).view(b, n, 3, *heads[2:]).unbind(2)
+            bias = (
+                None
+                if biases[0] is None
+                else torch.cat([t if t is not None else biases[0].new_zeros(d) for t in biases])
+            )
+            q, k, v = F.linear(x, self.qkv.weight, bias).view(b, n, 3, *heads[2:]).unbind(2)
         else:
             # q, k and v as three GEMMs on the slices of the qkv weight: each comes out contiguous, so the
             # LayerNorms need no copy in or out (forward and backward), as they would on views of one output.
-            biases = (None,) * 3 if self.qkv.bias is None else self.qkv.bias.split(d)
             q, k, v = (
                 F.linear(x, w, bias).view(heads)
                 for w, bias in zip(self.qkv.weight.split(d), biases, strict=True)
@@ -125,6 +140,12 @@ class Attention(nn.Module):
         )
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, d)))
 
+    def _biases(self, d: int) -> tuple[torch.Tensor | None, ...]:
+        """The (q, k, v) biases; None for none (the key's is None under ``qkv_bias="qv"``)."""
+        if self.q_bias is not None:
+            return self.q_bias, None, self.v_bias
+        return (None,) * 3 if self.qkv.bias is None else tuple(self.qkv.bias.split(d))
+
 
 class Block(nn.Module):
     """Pre-norm transformer block with optional layer scale (``init_values``) and stochastic depth."""
@@ -134,7 +155,7 @@ class Block(nn.Module):
         dim: int,
         num_heads: int,
         mlp_ratio: float = 4.0,
-        qkv_bias: bool = False,
+        qkv_bias: bool | str = False,
         qk_norm: bool = True,
         drop: float = 0.0,
         attn_drop: float = 0.0,
