@@ -2,7 +2,10 @@
 
 A checkpoint is a plain dict whose "model" entry is a state dict (a bare state dict of tensors is accepted
 too, e.g. exported weights). Keys written by a compiled or DDP-wrapped model carry ``_orig_mod.`` /
-``module.``; those are stripped. The encoder may sit under a prefix such as ``encoder.``.
+``module.``; those are stripped. The encoder may sit under a prefix such as ``encoder.``. A LaBraM state dict
+from braindecode (``braindecode.models.Labram``) or from the paper's code (fine-tuned, or a pretraining
+checkpoint's ``student.``) is recognised by its key names and mapped onto ours
+(:mod:`eegphase.models.labram_braindecode`); what does not map is reported as unexpected.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from torch import nn
 from eegphase.engine.checkpoint import load_checkpoint
 from eegphase.engine.distributed import unwrap_model
 from eegphase.engine.errors import CheckpointError
+from eegphase.models.labram_braindecode import foreign_flavour, to_eegphase
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +109,15 @@ def load_encoder_weights(
         raise
     except Exception as err:  # arbitrary bytes can make the weights-only unpickler fail in many ways
         raise CheckpointError(f"{path} is not a readable checkpoint: {type(err).__name__}: {err}") from err
-    state = _select_prefix(_state_dict_of(checkpoint, path), prefix, path)
+    state = _state_dict_of(checkpoint, path)
     target = unwrap_model(model)
     own = target.state_dict()
+    flavour = foreign_flavour(state)
+    unmapped: list[str] = []
+    if flavour is None:
+        state = _select_prefix(state, prefix, path)
+    else:
+        state, unmapped = _from_foreign_labram(state, flavour, target, path)
     report = LoadReport()
     usable: dict[str, torch.Tensor] = {}
     for key, value in state.items():
@@ -122,6 +132,7 @@ def load_encoder_weights(
             report.skipped_shape[key] = (tuple(value.shape), tuple(own[key].shape))
         else:
             usable[key] = value
+    report.unexpected += unmapped
     report.missing = [k for k in own if k not in usable and k not in report.skipped_shape]
     report.loaded = sorted(usable)
     _check_fit(target, path, report, own, allow_shape_mismatch, model_name, max_missing_fraction)
@@ -134,6 +145,30 @@ def load_encoder_weights(
     for key, (theirs, ours) in report.skipped_shape.items():
         log.warning("skipped %s from %s: checkpoint shape %s, model shape %s", key, path, theirs, ours)
     return report
+
+
+def _from_foreign_labram(
+    state: dict[str, torch.Tensor], flavour: str, target: nn.Module, path: Path
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A braindecode / official LaBraM state dict under our key names (a bare LaBraM's, or ``encoder.``'s)."""
+    own = target.state_dict()
+    prefix = next((p for p in ("", AUTO_PREFIX) if p + "pos_embed.spatial" in own), None)
+    if prefix is None:
+        raise CheckpointError(
+            f"checkpoint {path} holds a {flavour} LaBraM, but the model is no LaBraM (no 'pos_embed.spatial'); "
+            "initialise a model=labram_* config from it"
+        )
+    ours = {k.removeprefix(prefix): v for k, v in own.items() if k.startswith(prefix)}
+    mapped, unmapped = to_eegphase(state, ours)
+    log.info("checkpoint %s: a %s LaBraM, %d tensors mapped onto ours", path, flavour, len(mapped))
+    labram = target.get_submodule(prefix.rstrip("."))
+    if any(k.endswith("fc_norm.weight") for k in state) and getattr(labram, "final_norm", None) != "pooled":
+        log.warning(
+            "checkpoint %s normalises after mean pooling (fc_norm); the model normalises the tokens "
+            "(model.encoder.final_norm=pooled computes the checkpoint's function)",
+            path,
+        )
+    return {prefix + k: v for k, v in mapped.items()}, unmapped
 
 
 def _check_fit(

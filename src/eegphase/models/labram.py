@@ -214,7 +214,8 @@ class LaBraM(nn.Module):
     on the pooled embedding (``pooled``: LaBraM's fine-tuning model with mean pooling, braindecode's
     ``fc_norm``); tokens returned with ``return_all_tokens`` are normalised one by one either way.
     ``qkv_bias``: ``"qv"`` for query and value biases only (LaBraM/BEiT; the key's stays zero), True for all
-    three. ``patch_norm``: see :class:`TemporalConvPatchEmbed`. With ``pooling="mean"``, ``final_norm="pooled"``,
+    three. ``patch_norm``, ``conv_channels`` (8; the paper's large and huge: 16, 32): see
+    :class:`TemporalConvPatchEmbed`. With ``pooling="mean"``, ``final_norm="pooled"``,
     ``qkv_bias="qv"``, ``patch_norm="sample"``, no patch spectrum and 200-sample patches this is the function of
     ``braindecode.models.Labram`` (:mod:`eegphase.models.labram_braindecode` moves the weights across).
     """
@@ -242,6 +243,7 @@ class LaBraM(nn.Module):
         patch_spectrum: bool = False,
         patch_norm: str = "sample",
         final_norm: str = "tokens",
+        conv_channels: int = 8,
     ):
         super().__init__()
         if pooling not in POOLINGS:
@@ -251,7 +253,7 @@ class LaBraM(nn.Module):
         self.n_chans, self.n_times, self.patch_size = n_chans, n_times, patch_size
         self.embed_dim, self.pooling, self.final_norm = embed_dim, pooling, final_norm
         self.patch_embed = TemporalConvPatchEmbed(
-            patch_size, embed_dim, spectrum=patch_spectrum, norm=patch_norm
+            patch_size, embed_dim, conv_channels, spectrum=patch_spectrum, norm=patch_norm
         )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
