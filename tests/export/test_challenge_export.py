@@ -302,3 +302,45 @@ def test_ema_weights_are_exported_when_asked(tmp_path):
         assert exported.keys() == source.state_dict().keys()
         for key, value in source.state_dict().items():
             torch.testing.assert_close(exported[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("sfreq", "up", "down"), [(200.0, 2, 1), (250.0, 5, 2)])
+def test_the_submission_resamples_as_preprocessing_does(sfreq, up, down):
+    """The exported resampling is scipy's ``resample_poly`` (what preprocessing applies, via
+    ``data.resample.resample_poly``): same filter, alignment and length, to float32 rounding."""
+    import scipy.signal
+
+    from eegphase.export import runtime
+    from eegphase.export.builder import resample_spec
+
+    spec = resample_spec(sfreq)
+    assert (spec["up"], spec["down"]) == (up, down) and resample_spec(100.0) is None
+    x = torch.randn(2, 3, 200, generator=torch.Generator().manual_seed(0))
+    resampled = runtime._Resampled(nn.Identity(), **spec)(x)
+    expected = scipy.signal.resample_poly(x.double().numpy(), up, down, axis=-1)
+    assert resampled.shape == expected.shape == (2, 3, 200 * up // down)
+    torch.testing.assert_close(resampled, torch.from_numpy(expected).float(), rtol=0, atol=1e-5)
+
+
+def test_a_200_hz_model_exports_a_100_hz_submission(tmp_path):
+    """A model trained on 200 Hz windows (400 samples) scores the scorer's 100 Hz windows (200 samples),
+    resampled to 200 Hz inside the submission, as the in-process model scores the resampled windows."""
+    from eegphase.data.resample import resample_poly
+
+    torch.manual_seed(3)
+    labram = build_predictor(LABRAM_TINY, n_outputs=1).eval()
+    eegnex = _trained(EEGNEX, seed=1)
+    zip_path = build_submission(
+        tmp_path / "submission.zip",
+        SubmissionModel(_checkpoint(eegnex, tmp_path / "c1.pt"), EEGNEX),
+        SubmissionModel(
+            _checkpoint(labram, tmp_path / "c2.pt"), LABRAM_TINY, input_scale=VOLTS_TO_MICROVOLTS, sfreq=200.0
+        ),
+    )
+    volts = [x / VOLTS_TO_MICROVOLTS for x in _inputs()]
+    outputs = run_scorer(zip_path, volts, tmp_path, without=WITH_BRAINDECODE)["outputs"][2]
+    with torch.no_grad():
+        for v, out in zip(volts, outputs, strict=True):
+            at_200_hz = torch.stack([torch.from_numpy(resample_poly(w.numpy(), 2, 1)) for w in v])
+            assert at_200_hz.shape == (v.shape[0], 129, 400)
+            torch.testing.assert_close(out, labram(at_200_hz * VOLTS_TO_MICROVOLTS), rtol=1e-4, atol=1e-5)

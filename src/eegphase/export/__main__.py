@@ -3,7 +3,9 @@
 Options (``key=value``): ``c1_model=``/``c2_model=`` (JSON/YAML model config; required for file paths,
 else read from the run's config.yaml), ``c1_input_scale=``/``c2_input_scale=`` (factor applied to the
 scorer's input; default 1 for files, the run's ``preprocess.scale`` for URIs), ``c1_ema=``/``c2_ema=``
-(true: export the EMA weights), ``tracking_uri=`` (default sqlite:///mlflow.db).
+(true: export the EMA weights), ``c1_sfreq=``/``c2_sfreq=`` (the rate the model was trained on; default 100 for
+files, the run's ``preprocess.sfreq`` for URIs; another rate is resampled to inside the submission),
+``tracking_uri=`` (default sqlite:///mlflow.db).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from eegphase.export.builder import ExportError, build_submission
 from eegphase.export.sources import parse_model_cfg, resolve_model
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-_PER_CHALLENGE = ("", "_model", "_input_scale", "_ema")
+_PER_CHALLENGE = ("", "_model", "_input_scale", "_ema", "_sfreq")
 KNOWN_KEYS = {f"c{n}{suffix}" for n in (1, 2) for suffix in _PER_CHALLENGE} | {"out", "tracking_uri"}
 
 
@@ -67,6 +69,7 @@ def export(options: dict[str, str]) -> Path:
                 _flag(options, f"c{n}_ema"),
                 tracking_uri,
                 Path(tmp) / f"c{n}",
+                _scale(options, f"c{n}_sfreq"),
             )
             for n in (1, 2)
         ]

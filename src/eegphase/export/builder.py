@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import scipy.signal
 import torch
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
@@ -32,6 +33,7 @@ from eegphase.models import electrodes
 from eegphase.models.predictor import Predictor, build_predictor, encoder_spec_of
 
 N_CHANS, N_TIMES = 129, 200
+SCORER_SFREQ = 100.0  # the rate of the scorer's windows (N_TIMES samples)
 SUBMISSION_FILES = ("submission.py", "weights_challenge_1.pt", "weights_challenge_2.pt")
 
 
@@ -45,13 +47,16 @@ class SubmissionModel:
 
     ``input_scale`` multiplies the scorer's input first: the scorer feeds what MNE reads from the BDF
     (volts), so a model trained on ``preprocess.scale: 1e6`` data needs 1e6 here. ``use_ema`` takes the
-    checkpoint's EMA weights (``state["ema"]["module"]``) instead of ``state["model"]``.
+    checkpoint's EMA weights (``state["ema"]["module"]``) instead of ``state["model"]``. ``sfreq``: the rate the
+    model was trained on (``preprocess.sfreq``); another than the scorer's 100 Hz is resampled to inside the
+    exported model (:func:`resample_spec`).
     """
 
     checkpoint: Path
     model_cfg: Mapping[str, Any]
     input_scale: float = 1.0
     use_ema: bool = False
+    sfreq: float = SCORER_SFREQ
     source: str = field(default="", compare=False)  # where it came from (an MLflow URI), for messages
 
     def __post_init__(self) -> None:
@@ -137,11 +142,31 @@ def load_predictor(model: SubmissionModel) -> tuple[Predictor, dict[str, Any]]:
         raise ExportError(f"checkpoint {model.where} does not fit model config {model_cfg}: {misfit}")
     predictor.load_state_dict(weights)
     predictor.eval()
+    n_times = round(N_TIMES * model.sfreq / SCORER_SFREQ)
     with torch.no_grad():
-        out = predictor(torch.zeros(2, N_CHANS, N_TIMES) * model.input_scale)
+        out = predictor(torch.zeros(2, N_CHANS, n_times) * model.input_scale)
     if out.shape != (2, 1):
-        raise ExportError(f"{model.where}: the model maps (2, {N_CHANS}, {N_TIMES}) to {tuple(out.shape)}")
+        raise ExportError(f"{model.where}: the model maps (2, {N_CHANS}, {n_times}) to {tuple(out.shape)}")
     return predictor, _pin_electrode_table(model_cfg)
+
+
+def resample_spec(sfreq: float) -> dict[str, Any] | None:
+    """How the submission brings the scorer's 100 Hz windows to a model's ``sfreq``: None at 100 Hz, else
+    ``{"up", "down", "taps"}`` for a polyphase resampling by up/down with the filter that preprocessing's
+    ``data.resample.resample_poly`` (scipy's ``resample_poly``) applies, so a 200 Hz model reads the scorer's
+    windows as (band-limited) 200 Hz windows; the preprocessing band-pass (0.5-50 Hz) leaves nothing above the
+    100 Hz data's Nyquist frequency to miss. Why inside the model: the scorer feeds 100 Hz only.
+    """
+    from fractions import Fraction
+
+    ratio = Fraction(sfreq / SCORER_SFREQ).limit_denominator(1000)
+    if ratio == 1:
+        return None
+    up, down = ratio.numerator, ratio.denominator
+    max_rate = max(up, down)
+    half_len = 10 * max_rate  # scipy's default filter for resample_poly
+    taps = scipy.signal.firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up
+    return {"up": up, "down": down, "taps": [float(t) for t in taps]}
 
 
 def _state_dict_bytes(predictor: Predictor) -> bytes:
@@ -199,6 +224,7 @@ def build_submission(out_zip: str | Path, challenge1: SubmissionModel, challenge
             "n_outputs": 1,
             "task": "regression",
             "input_scale": float(model.input_scale),
+            "resample": resample_spec(model.sfreq),
             "weights": weights,
             "trained_from": model.source or str(model.checkpoint),
         }

@@ -21,7 +21,7 @@ from torch import nn
 _BUNDLE_PACKAGE = "_eegphase_bundle"
 _SFREQ = 100
 # Filled in by the generator (appended after this code): bundle key -> module source, and per challenge
-# {"model_cfg", "n_outputs", "task", "input_scale", "weights"}.
+# {"model_cfg", "n_outputs", "task", "input_scale", "resample", "weights"}.
 _SOURCES: dict[str, str] = {}
 _MODELS: dict[int, dict] = {}
 
@@ -64,6 +64,26 @@ class _ScaledInput(nn.Module):
         return self.model(x * self.scale)
 
 
+class _Resampled(nn.Module):
+    """Polyphase resampling of the scorer's windows by ``up``/``down`` (zero-stuffing, the symmetric FIR
+    ``taps``, decimation: ``scipy.signal.resample_poly``'s output and alignment), then the model: a model
+    trained at another rate than the scorer's 100 Hz reads windows at its own rate."""
+
+    def __init__(self, model: nn.Module, up: int, down: int, taps: list):
+        super().__init__()
+        self.model, self.up, self.down = model, int(up), int(down)
+        self.register_buffer("taps", torch.tensor(taps, dtype=torch.float32).view(1, 1, -1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        half_len = self.taps.shape[-1] // 2
+        stuffed = x.new_zeros(b * c, 1, t * self.up)
+        stuffed[:, 0, :: self.up] = x.reshape(b * c, t)
+        padded = torch.nn.functional.pad(stuffed, (half_len, half_len))
+        out = torch.nn.functional.conv1d(padded, self.taps.to(x.dtype), stride=self.down)
+        return self.model(out.view(b, c, -1))
+
+
 class Submission:
     """The scorer's entry point: ``Submission(SFREQ, DEVICE).get_model_challenge_1()`` (and ``_2``)."""
 
@@ -86,6 +106,8 @@ class Submission:
         weights = Path(__file__).resolve().parent / spec["weights"]
         state = torch.load(weights, map_location=self.device, weights_only=True)
         model.load_state_dict(state)
+        if spec.get("resample"):
+            model = _Resampled(model, **spec["resample"])
         if spec["input_scale"] != 1.0:
             model = _ScaledInput(model, spec["input_scale"])
         return model.to(self.device).eval()

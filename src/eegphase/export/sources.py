@@ -1,8 +1,8 @@
 """Turn a CLI ``c1=``/``c2=`` value (a checkpoint path or ``runs:/<run_id>/<artifact path>``) into a model.
 
 For an MLflow URI the checkpoint is downloaded and the model config read from the same run's
-``config.yaml`` artifact (key ``model``; ``preprocess.scale`` x ``input_scale`` gives the input scale), unless
-given.
+``config.yaml`` artifact (key ``model``; ``preprocess.scale`` x ``input_scale`` gives the input scale,
+``preprocess.sfreq`` the rate the model was trained on), unless given.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from eegphase.export.builder import ExportError, SubmissionModel
+from eegphase.export.builder import SCORER_SFREQ, ExportError, SubmissionModel
 
 _RUNS_URI = re.compile(r"^runs:/(?P<run_id>[A-Za-z0-9_-]+)/(?P<path>[^/].*)$")
 RUN_CONFIG_ARTIFACT = "config.yaml"
@@ -75,19 +75,22 @@ def resolve_model(
     use_ema: bool,
     tracking_uri: str,
     download_dir: Path,
+    sfreq: float | None = None,
 ) -> SubmissionModel:
-    """A SubmissionModel for a checkpoint path (``model_cfg`` required) or an MLflow ``runs:/`` URI."""
+    """A SubmissionModel for a checkpoint path (``model_cfg`` required) or an MLflow ``runs:/`` URI;
+    ``sfreq``: the rate the model was trained on (None: 100 Hz for a file, the run's ``preprocess.sfreq``)."""
     if not is_mlflow_uri(value):
         if model_cfg is None:
             raise ExportError(
                 f"checkpoint {value} is a file path: give its model config (c1_model=/c2_model=)"
             )
-        return SubmissionModel(Path(value), model_cfg, 1.0 if input_scale is None else input_scale, use_ema)
+        scale = 1.0 if input_scale is None else input_scale
+        return SubmissionModel(Path(value), model_cfg, scale, use_ema, sfreq=sfreq or SCORER_SFREQ)
     run_id, artifact_path = parse_runs_uri(value)
     dst = download_dir / run_id
     dst.mkdir(parents=True, exist_ok=True)
     checkpoint = _download(value, tracking_uri, dst, artifact_uri=value)
-    if model_cfg is None or input_scale is None:
+    if model_cfg is None or input_scale is None or sfreq is None:
         config = _run_config(run_id, value, tracking_uri, dst)
         model_cfg = config["model"] if model_cfg is None else model_cfg
         if input_scale is None:
@@ -95,4 +98,6 @@ def resolve_model(
             input_scale = float((config.get("preprocess") or {}).get("scale", 1.0)) * float(
                 config.get("input_scale", 1.0)
             )
-    return SubmissionModel(checkpoint, model_cfg, input_scale, use_ema, source=value)
+        if sfreq is None:
+            sfreq = float((config.get("preprocess") or {}).get("sfreq", SCORER_SFREQ))
+    return SubmissionModel(checkpoint, model_cfg, input_scale, use_ema, sfreq=sfreq, source=value)
