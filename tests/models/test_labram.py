@@ -195,3 +195,45 @@ def test_padded_channels_stay_out_of_the_patch_statistics():
         mask[:, [1, 4, 6]] = True
         torch.testing.assert_close(embed(noisy, mask)[:, [1, 4, 6]], alone, rtol=1e-5, atol=1e-5)
         assert not torch.allclose(embed(noisy)[:, [1, 4, 6]], alone, atol=1e-3)  # counted without the mask
+
+
+@pytest.mark.parametrize("qk_norm", [True, False])
+def test_qv_bias_is_three_biases_with_the_key_one_zero(qk_norm):
+    """``qkv_bias="qv"`` (LaBraM's q_bias and v_bias) computes what a full qkv bias with a zero key part does,
+    and the key bias stays out of the parameters (so training cannot move it)."""
+    from eegphase.models.transformer import Attention
+
+    torch.manual_seed(0)
+    qv, full = (
+        Attention(16, 2, qkv_bias="qv", qk_norm=qk_norm),
+        Attention(16, 2, qkv_bias=True, qk_norm=qk_norm),
+    )
+    with torch.no_grad():
+        qv.q_bias.normal_(), qv.v_bias.normal_()
+        full.load_state_dict({k: v for k, v in qv.state_dict().items() if "_bias" not in k}, strict=False)
+        full.qkv.bias.copy_(torch.cat([qv.q_bias, torch.zeros(16), qv.v_bias]))
+    x = torch.randn(2, 5, 16)
+    torch.testing.assert_close(qv(x), full(x))
+    assert not any("k_bias" in name or name == "qkv.bias" for name, _ in qv.named_parameters())
+    with torch.no_grad():
+        full.qkv.bias[16:32] = torch.randn(16)
+    # a key bias shifts every score of a query alike (softmax ignores it) unless qk-norm reshapes the keys
+    assert torch.allclose(qv(x), full(x), atol=1e-5) != qk_norm
+
+
+def test_final_norm_pooled_normalises_the_mean_not_the_tokens():
+    """``final_norm="pooled"``: LayerNorm(mean of raw tokens) (LaBraM's fc_norm); ``"tokens"``: mean of
+    LayerNorm(token); the tokens themselves are normalised one by one either way."""
+    torch.manual_seed(0)
+    tokens_model = build_encoder("labram_tiny", pooling="mean").eval()
+    pooled_model = build_encoder("labram_tiny", pooling="mean", final_norm="pooled").eval()
+    pooled_model.load_state_dict(tokens_model.state_dict())
+    x = fixed_batch(2, n_chans=4)
+    with torch.no_grad():
+        raw = tokens_model.encode(x, normalise=False)[:, 1:]
+        torch.testing.assert_close(pooled_model(x), tokens_model.norm(raw.mean(1)))
+        torch.testing.assert_close(tokens_model(x), tokens_model.norm(raw).mean(1))
+        torch.testing.assert_close(
+            pooled_model(x, return_all_tokens=True), tokens_model(x, return_all_tokens=True)
+        )
+    assert not torch.allclose(pooled_model(x), tokens_model(x), atol=1e-3)

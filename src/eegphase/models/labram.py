@@ -4,10 +4,14 @@ Input (B, C, T) is cut into P = T / patch_size patches per channel; tokens are o
 (token c * P + p is channel c, patch p). Each token = temporal-conv patch embedding + spatial embedding
 of its electrode (an index into :mod:`eegphase.models.electrodes`) + temporal embedding of its patch.
 
+The patch embedding normalises each window as a whole (LaBraM's TemporalConv: statistics per sample over all
+of its patches, zero-padded channels left out), so relative amplitude across channels and time reaches the
+transformer; ``patch_norm="patch"`` is this project's earlier per-patch normalisation.
+
 API used by the objectives:
-- ``forward(x, ch_idx=None, mask=None, return_all_tokens=False, views=1)``: pooled embedding (B, D), or the
-  normalised patch tokens (B, C*P, D) when ``return_all_tokens``; ``views`` > 1 runs that many stacked
-  copies of ``x`` (one ``mask`` row each) at the cost of one patch embedding.
+- ``forward(x, ch_idx=None, mask=None, return_all_tokens=False, views=1, channel_mask=None)``: pooled embedding
+  (B, D), or the normalised patch tokens (B, C*P, D) when ``return_all_tokens``; ``views`` > 1 runs that many
+  stacked copies of ``x`` (one ``mask`` row each) at the cost of one patch embedding.
 - ``mask`` (B, C*P) bool, True = masked: those patch embeddings are replaced by a learned mask token
   before the transformer (masked EEG modelling); feed the tokens to ``heads.CodePredictionHead``.
 """
