@@ -111,7 +111,10 @@ class TemporalConvPatchEmbed(nn.Module):
     ``norm="patch"``), so the absolute band power of a window reaches the transformer only through what the
     convs learn, and with ``norm="patch"`` not even its relative power across channels; a LaBraM trained from
     scratch (per-patch norm) on the synthetic challenge data in a few hundred steps then stayed at the mean
-    (response time: validation r 0.0 without, 0.45 with, after 300 steps).
+    (response time: validation r 0.0 without, 0.45 with, after 300 steps). What reaches the features before any
+    training (an untrained ``labram_tiny`` (mean pooling), frozen, logistic regression on Mumtaz eyes closed vs
+    open, 1200 windows of 20 subjects, 5 folds by subject, 3 seeds): balanced accuracy 0.548 per patch, 0.605
+    per sample, 0.661 / 0.665 with the spectrum.
     """
 
     def __init__(
