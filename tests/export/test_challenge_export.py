@@ -206,7 +206,9 @@ def test_export_from_mlflow_run_reads_checkpoint_and_config(tmp_path):
     predictor = _trained(LABRAM_TINY, seed=3)
     staging = tmp_path / "staging"
     _checkpoint(predictor, staging / "best.pt")
-    (staging / "config.yaml").write_text(yaml.safe_dump({"model": LABRAM_TINY, "preprocess": {"scale": 1e6}}))
+    # trained on 200 Hz windows (preprocess.sfreq): the submission resamples the scorer's 100 Hz ones
+    preprocess = {"scale": 1e6, "sfreq": 200.0}
+    (staging / "config.yaml").write_text(yaml.safe_dump({"model": LABRAM_TINY, "preprocess": preprocess}))
     run = client.create_run(experiment)
     client.log_artifact(run.info.run_id, str(staging / "best.pt"), artifact_path="checkpoints")
     client.log_artifact(run.info.run_id, str(staging / "config.yaml"))
@@ -216,10 +218,12 @@ def test_export_from_mlflow_run_reads_checkpoint_and_config(tmp_path):
 
     assert main([f"c1={uri}", f"c2={uri}", f"out={out}", f"tracking_uri={tracking_uri}"]) == 0
 
+    from eegphase.data.resample import resample_poly
+
     x = _inputs()[1]
     outputs = run_scorer(out, [x / 1e6], tmp_path)["outputs"]
     with torch.no_grad():
-        expected = predictor(x)
+        expected = predictor(torch.stack([torch.from_numpy(resample_poly(w.numpy(), 2, 1)) for w in x]))
     torch.testing.assert_close(outputs[1][0], expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(outputs[2][0], expected, rtol=1e-5, atol=1e-6)
 
