@@ -87,3 +87,37 @@ def attach_splits(windows: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
         splits[["dataset", "subject", "split"]], on=["dataset", "subject"], how="inner"
     )
     return merged
+
+
+def labelled_subjects(
+    windows: pd.DataFrame, target: str, count: int | None, seed: int, classes: bool
+) -> list[str]:
+    """The training subjects whose labels fine-tuning may read when only ``count`` of them are labelled
+    (``phases.finetune.labelled_subjects``; None: every subject of ``windows``, which hold a known ``target``).
+
+    The subjects are put in one order drawn from ``seed`` and the first ``count`` are taken, so a smaller count's
+    subjects are among a larger one's (nested). Where ``classes`` and each subject has one class, the order
+    alternates between the classes (each class's subjects in the drawn order), so any prefix is class-balanced
+    up to one subject; otherwise (a label per recording, a regression target) the drawn order is used as is.
+    """
+    subjects = sorted(windows["subject"].astype(str).unique())
+    if count is None:
+        return subjects
+    if count < 1 or count > len(subjects):
+        raise ValueError(
+            f"phases.finetune.labelled_subjects={count}: the train split has {len(subjects)} subject(s) with a "
+            f"value of {target!r}; choose 1..{len(subjects)} or null (all)"
+        )
+    order = [subjects[i] for i in np.random.default_rng(seed).permutation(len(subjects))]
+    per_subject = windows.assign(subject=windows["subject"].astype(str)).groupby("subject")[target]
+    if classes and (per_subject.nunique() == 1).all():
+        label = per_subject.first()
+        queues = {c: [s for s in order if label[s] == c] for c in sorted(label.unique())}
+        # the class that opens the alternation is drawn too, so that an odd count does not favour one class
+        starts = list(queues)
+        first = int(np.random.default_rng([seed, 1]).integers(len(starts)))
+        rotation = starts[first:] + starts[:first]
+        order = []
+        while any(queues.values()):
+            order.extend(queues[c].pop(0) for c in rotation if queues[c])
+    return order[:count]

@@ -12,6 +12,9 @@ window and per subject (regression), balanced accuracy per window, recording and
 a trivial predictor (the training mean; the majority class), the share of the most predicted class, and a
 band-power linear reference fitted on the same training split (``reference``). Classification weighs the
 cross-entropy by the training split's class counts (``class_weights: balanced``).
+``labelled_subjects: K`` keeps K training subjects' windows (``data.splits.labelled_subjects``), so only their
+labels reach training, the readout refit, the reference and the trivial predictor; ``epochs: 0`` skips the end-to-end
+stage (with ``freeze_epochs: 0`` and ``readout: refit``, a frozen encoder probed by the refitted readout alone).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from eegphase.data.datasets import WindowDataset, load_windows
 from eegphase.data.readers.subjects import find_column
+from eegphase.data.splits import labelled_subjects
 from eegphase.data.windows import NAME_SUFFIX
 from eegphase.engine.checkpoint import save_checkpoint
 from eegphase.engine.loop import StepFn, Trainer, TrainerConfig, move_to_device
@@ -79,6 +83,7 @@ CHALLENGE_TASKS = {"challenge1": "c1", "challenge2": "c2"}
 GROUP_LEVELS = (("recording", "key"), ("subject", "subject"))  # metric suffix, windows column
 READOUT_CHECKPOINT = "readout/best.pt"  # the best epoch with its refitted last head layer (readout: refit)
 SCORING_BATCH = 256  # forward passes only: on CPU, batches of 256 encode about 1.7x faster than of 32
+LABELLED_FILE = "labelled_subjects.json"  # in a task's folder: the training subjects whose labels it read
 
 
 def metric_name(text: str) -> str:
@@ -122,6 +127,24 @@ def _labelled(data: WindowDataset) -> WindowDataset:
     """Only the windows whose target is known (a subject without the column, a recording without a label)."""
     known = data.windows[data.targets[0]].notna()
     return data if known.all() else _with_windows(data, data.windows[known])
+
+
+def _labelled_subset(ctx: PhaseContext, train: WindowDataset, kind: str, directory: Path) -> WindowDataset:
+    """``labelled_subjects: K``: the training windows of the K training subjects drawn by the seed
+    (``data.splits.labelled_subjects``; their names in the task's ``labelled_subjects.json``); null: ``train``."""
+    count = ctx.phase_cfg.get("labelled_subjects")
+    if count is None:
+        return train
+    target = train.targets[0]
+    chosen = labelled_subjects(train.windows, target, int(count), ctx.seed, kind == "classification")
+    (directory / LABELLED_FILE).write_text(json.dumps(chosen, indent=1))
+    subset = _with_windows(train, train.windows[train.windows["subject"].astype(str).isin(chosen)])
+    if kind == "classification" and subset.windows[target].nunique() < 2:
+        raise ValueError(
+            f"phases.finetune.labelled_subjects={count}: the drawn training subjects {chosen} hold one class of "
+            f"{target!r}; label more subjects"
+        )
+    return subset
 
 
 @torch.no_grad()
@@ -204,10 +227,18 @@ def build_task(ctx: PhaseContext, task_name: str, task) -> TaskSetup:
     target = target_column(task, load_windows(ctx.cache_dir, str(task.mode)).columns)
     targets = [target]
     crop = task.crop_s
+    subset = phase.get("labelled_subjects") is not None
+    # labelled_subjects: K -- the training windows are logged once cut down to the K subjects'
+    train_ctx = dataclasses.replace(ctx, log_dataset=lambda data, mode, split: None) if subset else ctx
     splits = {
-        split: _labelled(dataset(ctx, task.mode, split, targets=targets, crop_s=crop))
+        split: _labelled(
+            dataset(train_ctx if split == "train" else ctx, task.mode, split, targets=targets, crop_s=crop)
+        )
         for split in ("train", "val", "test")
     }
+    if subset:  # only these subjects' labels reach training, the readout refit and the reference
+        splits["train"] = _labelled_subset(ctx, splits["train"], kind, directory)
+        ctx.log_dataset(splits["train"], str(task.mode), "train")
     train_data, val_data, test_data = splits["train"], splits["val"], splits["test"]
     batch = int(phase.batch_size)
     train = loader(ctx, train_data, batch, True, phase.max_batches_per_epoch)
@@ -216,7 +247,7 @@ def build_task(ctx: PhaseContext, task_name: str, task) -> TaskSetup:
 
     seed_everything(ctx.seed)
     y_train = train_data.windows[target].to_numpy(float)
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = {f"{short}_labelled_subjects": float(train_data.windows["subject"].nunique())}
     if kind == "classification":
         n_outputs = max(int(np.nanmax(d.windows[target].to_numpy(float))) for d in splits.values()) + 1
         classes = class_names(splits.values(), target, n_outputs)
@@ -281,6 +312,12 @@ def fit_task(ctx: PhaseContext, setup: TaskSetup) -> tuple[Path, int | None]:
         fit_head_only(
             ctx, model, setup.step, setup.train, setup.val, head_epochs, setup.directory / "head", label
         )
+    if int(phase.epochs) == 0:
+        # no end-to-end stage: the encoder as it came (a frozen probe when readout: refit)
+        checkpoint = setup.directory / "best.pt"
+        if ctx.is_main:
+            save_checkpoint({"model": model.state_dict()}, checkpoint)
+        return checkpoint, None
     # End to end: the same number of epochs (and steps) whether the encoder starts from scratch or not,
     # on a schedule of its own (warmup, then cosine over exactly these epochs).
     trainer = Trainer(
@@ -522,6 +559,9 @@ def run(ctx: PhaseContext) -> PhaseOutput:
         classes = ctx.work_dir / label / "classes.json"  # class code -> name of a classification task
         if classes.exists():
             files[f"classes/{label}"] = classes
+        labelled = ctx.work_dir / label / LABELLED_FILE  # labelled_subjects: K (the subjects drawn)
+        if labelled.exists():
+            files[f"labelled/{label}"] = labelled
         checkpoint = checkpoint or best
     for split in ("val", "test"):
         c1, c2 = metrics.get(f"{split}_nrmse_c1"), metrics.get(f"{split}_nrmse_c2")

@@ -20,7 +20,7 @@ from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryV
 from eegphase.data.datasets import TARGETS, load_windows, subject_splits
 from eegphase.data.preprocess import PreprocessConfig
 from eegphase.data.sources import readers_from_config
-from eegphase.data.splits import SPLITS, SplitConfig, attach_splits
+from eegphase.data.splits import SPLITS, SplitConfig, attach_splits, labelled_subjects
 from eegphase.data.windows import MODES, WindowConfig
 from eegphase.engine.precision import PRECISIONS
 from eegphase.models.predictor import TASK_KINDS
@@ -195,6 +195,9 @@ def check_run_config(cfg: DictConfig) -> list[str]:
             raise ValueError(
                 f"phases.finetune.readout={cfg.phases.finetune.readout!r}; choose one of {READOUTS}"
             )
+        count = cfg.phases.finetune.labelled_subjects
+        if count is not None and count < 1:
+            raise ValueError(f"phases.finetune.labelled_subjects={count}; choose 1 or more, or null (all)")
     _check_available_modes(cfg, phases)
     return phases
 
@@ -223,6 +226,25 @@ def _check_contrastive_pairs(cfg: DictConfig, splits) -> None:
             elif "batch" in str(exc):
                 hint = "; lower phases.contrastive.batch_size or change split.fractions"
             raise ValueError(f"{what}: {exc.args[0]}{hint}") from exc
+
+
+def _check_labelled_subset(cfg: DictConfig, what: str, task, column: str, train) -> None:
+    """``phases.finetune.labelled_subjects``: the train split has that many subjects with a value, and the ones
+    fine-tuning will draw hold two classes or more (classification)."""
+    count = cfg.phases.finetune.labelled_subjects
+    if count is None:
+        return
+    seed = int(cfg.seed) if cfg.seed_all_phases else int(cfg.phases.finetune.seed)  # fine-tuning's seed
+    classes = task.kind == "classification"
+    try:
+        chosen = labelled_subjects(train, column, int(count), seed, classes)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from exc
+    if classes and train.loc[train["subject"].astype(str).isin(chosen), column].nunique() < 2:
+        raise ValueError(
+            f"{what}: phases.finetune.labelled_subjects={count} draws {chosen}, who hold one class of "
+            f"{column!r}; label more subjects"
+        )
 
 
 def check_prepared_data(cfg: DictConfig, phases: list[str]) -> None:
@@ -284,3 +306,4 @@ def check_prepared_data(cfg: DictConfig, phases: list[str]) -> None:
                         f"{known.loc[known['split'] == split, 'subject'].nunique()} subject(s)): NRMSE is "
                         "undefined; change split.fractions or add subjects"
                     )
+        _check_labelled_subset(cfg, what, task, column, known[known["split"] == "train"])

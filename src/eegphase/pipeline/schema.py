@@ -136,6 +136,7 @@ class FinetuneSchema:
     reference_max_windows: int = MISSING  # training/validation windows its features come from (spread subset)
     readout: str = MISSING  # refit: the last head layer refitted in closed form after training | sgd
     readout_max_windows: int | None = MISSING  # training/validation windows the refit reads (spread subset)
+    labelled_subjects: int | None = MISSING  # K training subjects' labels only (null: all); data.splits
     trainer: TrainerSchema = field(default_factory=TrainerSchema)  # conf/trainer/phase/inherit.yaml
 
 

@@ -73,6 +73,10 @@ class RunQueries:
         child = children[0]
         return child.data.tags.get(TAG_REUSED_RUN) or child.info.run_id
 
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric a run logged (a phase run's final metrics)."""
+        return dict(self.client.get_run(run_id).data.metrics)
+
     def metric_keys(self, run_id: str) -> list[str]:
         """The names of every metric a run logged."""
         return sorted(self.client.get_run(run_id).data.metrics)
