@@ -18,6 +18,12 @@ no patch spectrum). They name and shape the tensors differently:
 
 A classifier (braindecode's ``final_layer``, the official ``head``), the official pretraining's ``lm_head`` and
 anything else without a counterpart are returned by name, not loaded.
+
+HBN's HydroCel electrodes (E1..E128) have no LaBraM name: only Cz's spatial row comes from their weights, the
+others keep the model's own (a nearest-position fill was not done: the two montages' nearest electrodes lie a
+median 17 mm apart, up to 45 mm). The official code's training checkpoints also pickle its argparse arguments,
+which ``torch.load(weights_only=True)`` refuses: load them under
+``torch.serialization.safe_globals([argparse.Namespace])`` and save the ``model`` entry alone.
 """
 
 from __future__ import annotations
