@@ -118,6 +118,7 @@ def test_windows_stay_inside_their_recordings_and_carry_targets(prepared):
     movies = tables["movies"]
     assert set(movies["task"]) <= {"DespicableMe", "DiaryOfAWimpyKid", "FunwithFractals", "ThePresent"}
     assert (movies["time_bin"] == np.floor(movies["movie_time_s"] / 2.0 + 1e-9)).all()
+    assert (movies["movie_time_s"] >= 0).all()
 
 
 def test_challenge2_minimum_of_eeg_per_subject_counts_every_task(prepared):

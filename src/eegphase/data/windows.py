@@ -139,13 +139,12 @@ def _recording_columns(row: pd.Series) -> dict:
     return {k: row[k] for k in ("key", "dataset", "subject", "task", "run", "release")}
 
 
-def _sliding(row: pd.Series, length_s: float, stride_s: float, t0_s: float = 0.0, t1_s: float | None = None):
-    """(onset_s, start, stop) of fixed windows inside [t0_s, t1_s) of one recording."""
+def _sliding(row: pd.Series, length_s: float, stride_s: float, first: int = 0, last: int | None = None):
+    """(onset_s, start, stop) of fixed windows inside samples [first, last) of one recording."""
     sfreq = float(row["sfreq"])
     length = int(round(length_s * sfreq))
     stride = int(round(stride_s * sfreq))
-    first = int(round(t0_s * sfreq))
-    last = int(row["n_times"]) if t1_s is None else min(int(row["n_times"]), int(round(t1_s * sfreq)))
+    last = int(row["n_times"]) if last is None else min(int(row["n_times"]), last)
     starts = np.arange(first, last - length + 1, stride, dtype=np.int64)
     return starts / sfreq, starts, starts + length
 
@@ -237,6 +236,14 @@ def pretrain_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
 
 
 def movies_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
+    """Windows from ``video_start`` to ``video_stop`` of each movie, with their movie time and time bin.
+
+    Movie time is counted in samples from the sample nearest ``video_start``: a window's ``movie_time_s`` is its
+    sample offset / sfreq and its ``time_bin`` that offset in whole bins, so bin k starts within half a sample of
+    k x ``movies_bin_s`` after ``video_start`` and two subjects' bins hold the same moments whatever their
+    ``video_start`` onsets. (From ``onset - video_start`` instead, a ``video_start`` that falls between samples
+    could put the first window a fraction of a sample before it, at bin -1, and shift every bin of the movie.)
+    """
     records = []
     recs = manifest.recordings
     for _, row in recs[recs["task"].isin(MOVIES)].iterrows():
@@ -247,11 +254,14 @@ def movies_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
             continue
         t0 = float(start_onsets.iloc[0])
         stops = events.loc[(values == "video_stop") & (events["onset"] > t0), "onset"]
-        t1 = float(stops.iloc[0]) if len(stops) else None
-        onsets, starts, ends = _sliding(row, cfg.movies_length_s, cfg.movies_stride_s, t0, t1)
+        sfreq = float(row["sfreq"])
+        anchor = int(round(t0 * sfreq))  # movie time 0
+        last = int(round(float(stops.iloc[0]) * sfreq)) if len(stops) else None
+        onsets, starts, ends = _sliding(row, cfg.movies_length_s, cfg.movies_stride_s, anchor, last)
+        offsets = starts - anchor  # samples since video_start, >= 0
+        bins = np.floor(offsets / (cfg.movies_bin_s * sfreq) + 1e-9).astype(np.int64)
         base = _recording_columns(row)
-        for onset, start, stop in zip(onsets, starts, ends, strict=False):
-            movie_time = onset - t0
+        for onset, start, stop, offset, time_bin in zip(onsets, starts, ends, offsets, bins, strict=True):
             records.append(
                 {
                     **base,
@@ -259,8 +269,8 @@ def movies_windows(manifest: Manifest, cfg: WindowConfig) -> pd.DataFrame:
                     "start": start,
                     "stop": stop,
                     "movie": row["task"],
-                    "movie_time_s": movie_time,
-                    "time_bin": int(math.floor(movie_time / cfg.movies_bin_s + 1e-9)),
+                    "movie_time_s": offset / sfreq,
+                    "time_bin": int(time_bin),
                 }
             )
     frame = _frame(records, ["movie", "movie_time_s", "time_bin"])
