@@ -130,3 +130,18 @@ def test_codes_are_the_same_inside_a_bf16_autocast_region():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         inside = tokenizer.encode(x)
     assert torch.equal(plain, inside)
+
+
+def test_phase_weight_zero_leaves_the_phase_out_of_the_loss():
+    x = fixed_batch(2, n_chans=4)
+    losses = {}
+    for weight in (1.0, 0.0):
+        torch.manual_seed(0)
+        out = build_encoder("tokenizer", size="tiny", n_codes=16, phase_weight=weight).eval()(x)
+        losses[weight] = out
+    full, amplitude_only = losses[1.0], losses[0.0]
+    assert float(full.phase_loss) > 0.1  # a phase term that would show
+    torch.testing.assert_close(full.loss, full.amplitude_loss + full.phase_loss + full.commitment_loss)
+    torch.testing.assert_close(
+        amplitude_only.loss, amplitude_only.amplitude_loss + amplitude_only.commitment_loss
+    )

@@ -183,9 +183,12 @@ class NeuralTokenizer(nn.Module):
         commitment_weight: float = 1.0,
         max_time_patches: int = 16,
         patch_norm: str = "sample",
+        phase_weight: float = 1.0,
     ):
         super().__init__()
         self.patch_size, self.commitment_weight = patch_size, commitment_weight
+        # 0 drops the phase target: the codes then carry each patch's spectral power and shape only
+        self.phase_weight = phase_weight
         self.embed_dim = embed_dim
         self.encoder = LaBraM(
             n_chans,
@@ -296,5 +299,5 @@ class NeuralTokenizer(nn.Module):
         amplitude_target, phase_target = spectral_targets(patches)
         amplitude_loss = F.mse_loss(amplitude.float(), amplitude_target)
         phase_loss = F.mse_loss(phase.float(), phase_target)
-        loss = amplitude_loss + phase_loss + self.commitment_weight * commitment
+        loss = amplitude_loss + self.phase_weight * phase_loss + self.commitment_weight * commitment
         return TokenizerOutput(loss, amplitude_loss, phase_loss, commitment, codes)

@@ -113,7 +113,12 @@ def train_tokenizer(ctx: PhaseContext, train, val) -> tuple[nn.Module, dict[str,
     directory = ctx.work_dir / "tokenizer"
     directory.mkdir(parents=True, exist_ok=True)
     seed_everything(ctx.seed)
-    tokenizer = build_encoder("tokenizer", size=phase.tokenizer_size, n_codes=int(phase.n_codes))
+    tokenizer = build_encoder(
+        "tokenizer",
+        size=phase.tokenizer_size,
+        n_codes=int(phase.n_codes),
+        phase_weight=float(phase.tokenizer_phase_weight),
+    )
     freeze_unused_mask_token(tokenizer.encoder)
 
     def step(model, batch):

@@ -64,6 +64,7 @@ class PretrainSchema:
     epochs: int = MISSING
     tokenizer_epochs: int = MISSING
     tokenizer_size: str = MISSING
+    tokenizer_phase_weight: float = MISSING
     n_codes: int = MISSING
     mask_ratio: float = MISSING
     batch_size: int = MISSING
