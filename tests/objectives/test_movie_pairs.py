@@ -105,3 +105,20 @@ def test_bad_tables_are_refused_with_names():
     lonely = pd.DataFrame({"movie": ["A", "A"], "time_bin": [0, 1], "subject": ["s1", "s1"]})
     with pytest.raises(ValueError, match="no window has a positive"):
         MoviePairSampler(lonely, batch_size=2)
+
+
+def test_pair_shares_count_same_moment_and_fallback_pairs():
+    table = _windows().reset_index(drop=True)
+    sampler = MoviePairSampler(table, batch_size=4, mode="same_time", drop_last=False)
+    pairs = _pairs(sampler)
+    moment = list(zip(table.movie, table.time_bin, strict=True))
+    same = sum(moment[a] == moment[p] for a, p in pairs) / len(pairs)
+    shares = sampler.pair_shares()
+    assert shares["same_unit"] == pytest.approx(same) and shares["fallback"] == pytest.approx(1 / len(pairs))
+    assert shares["same_unit"] == pytest.approx(1 - 1 / len(pairs))  # only the lone moment falls back
+    first = [list(sampler)[0]]  # the pairs given, e.g. the batches one process trains on
+    assert sampler.pair_shares(first)["same_unit"] == pytest.approx(
+        sum(moment[a] == moment[p] for a, p in first[0]) / len(first[0])
+    )
+    any_time = MoviePairSampler(table, batch_size=4, mode="any_time", drop_last=False).pair_shares()
+    assert any_time["fallback"] == 1.0 and any_time["same_unit"] < 0.5

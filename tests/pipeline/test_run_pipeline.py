@@ -57,6 +57,12 @@ def test_full_pipeline_tracks_every_phase(full_run):
     assert frame.set_index("run_id").loc[phases.loc["pretrain", "run_id"], "metrics.train/mem"] > 0
     contrastive = frame.set_index("run_id").loc[phases.loc["contrastive", "run_id"]]
     assert -1.0 <= contrastive["metrics.train/pos_similarity"] <= 1.0
+    for split in ("train", "val"):  # how the pairs were drawn: mostly true same-moment pairs
+        same, fallback = (
+            contrastive[f"metrics.{split}/pairs_same_moment"],
+            contrastive[f"metrics.{split}/pairs_fallback"],
+        )
+        assert 0.5 < same <= 1.0 and 0.0 <= fallback < 0.5 and same + fallback == pytest.approx(1.0), split
 
 
 def test_phase_runs_list_their_windows_tables_and_the_ui_opens_on_them(full_run):

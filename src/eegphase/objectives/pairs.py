@@ -36,7 +36,7 @@ negatives are windows of other recordings. A window without a positive is never 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -144,6 +144,20 @@ class PairSampler(Sampler[list[tuple[int, int]]]):
     def fallback_fraction(self) -> float:
         """Share of anchors whose positive comes from the fallback pool."""
         return float(self.uses_fallback[self.anchors].mean())
+
+    def pair_shares(self, batches: Iterable[Sequence[tuple[int, int]]] | None = None) -> dict[str, float]:
+        """Of the pairs in ``batches`` (default: the current epoch's plan), the share whose positive is on its
+        anchor's unit (``same_unit``; in the movie modes a true same-moment pair) and the share whose positive
+        came from the fallback pool (``fallback``; in ``any_time`` mode every pair)."""
+        batches = self._plan() if batches is None else batches
+        pairs = np.array([pair for batch in batches for pair in batch], dtype=np.int64).reshape(-1, 2)
+        if not len(pairs):
+            return {"same_unit": float("nan"), "fallback": float("nan")}
+        anchors, positives = pairs[:, 0], pairs[:, 1]
+        return {
+            "same_unit": float((self.moment[anchors] == self.moment[positives]).mean()),
+            "fallback": float(self.uses_fallback[anchors].mean()),
+        }
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

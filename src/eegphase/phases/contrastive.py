@@ -5,7 +5,9 @@ Positives come from :func:`eegphase.objectives.pairs.pair_sampler` (``contrastiv
 both on movie windows; or, on any dataset's fixed windows (the ``pretrain`` mode), a window of another
 subject with the same recording label (``same_label``) or another window of the same recording
 (``same_recording``). The mean cosine similarity of positives and negatives is logged every step and drawn
-per epoch.
+per epoch; how the first epoch's pairs were drawn is logged with the final metrics (``train/pairs_same_moment``:
+share of true same-moment pairs, ``train/pairs_fallback``: share whose positive fell back to another time of
+the movie; ``val/`` alike).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from eegphase.engine.transfer import freeze_unused_mask_token, load_encoder_weig
 from eegphase.models.heads import ProjectionHead
 from eegphase.models.predictor import encoder_from_config
 from eegphase.objectives.infonce import InfoNCELoss
-from eegphase.objectives.pairs import PairDataset, pair_sampler, pair_source_mode
+from eegphase.objectives.pairs import MOVIE_PAIR_MODES, PairDataset, pair_sampler, pair_source_mode
 from eegphase.phases.common import PhaseContext, PhaseOutput, dataset, fit_stage
 
 
@@ -46,8 +48,12 @@ def _collate(pairs):
     return {"anchor": anchors, "positive": positives}
 
 
-def _pair_loader(ctx: PhaseContext, split: str, train: bool, max_batches: int | None) -> DataLoader:
-    """Batches of (anchor, positive) pairs; in training this rank's share of each epoch's plan.
+def _pair_loader(
+    ctx: PhaseContext, split: str, train: bool, max_batches: int | None
+) -> tuple[DataLoader, dict[str, float]]:
+    """Batches of (anchor, positive) pairs; in training this rank's share of each epoch's plan. Also how the
+    first epoch's pairs were drawn (``pairs_fallback``: share of positives from the fallback pool; movie modes
+    add ``pairs_same_moment``: share of positives at the anchor's movie moment).
 
     ``batch_size`` is per process and InfoNCE's negatives are the other pairs of the same process's batch.
     """
@@ -56,15 +62,19 @@ def _pair_loader(ctx: PhaseContext, split: str, train: bool, max_batches: int | 
     data = dataset(ctx, pair_source_mode(pair_mode), split, targets=[])
     pairs = pair_sampler(data.windows, int(phase.batch_size), pair_mode, seed=ctx.seed if train else 0)
     info = dist_info() if train else DistInfo()
-    return DataLoader(
+    batches = ShardedBatchSampler(pairs, info.rank, info.world_size, max_batches, follow_epochs=train)
+    shares = pairs.pair_shares(list(batches))  # the pairs of epoch 0 that this process uses
+    drawn = {"pairs_fallback": shares["fallback"]}
+    if pair_mode in MOVIE_PAIR_MODES:
+        drawn["pairs_same_moment"] = shares["same_unit"]
+    loader = DataLoader(
         PairDataset(data),
-        batch_sampler=ShardedBatchSampler(
-            pairs, info.rank, info.world_size, max_batches, follow_epochs=train
-        ),
+        batch_sampler=batches,
         collate_fn=_collate,
         num_workers=int(ctx.trainer_cfg["num_workers"]),
         generator=make_generator(ctx.seed),
     )
+    return loader, drawn
 
 
 def run(ctx: PhaseContext) -> PhaseOutput:
@@ -76,8 +86,13 @@ def run(ctx: PhaseContext) -> PhaseOutput:
         report = load_encoder_weights(encoder, ctx.init_from, prefix="encoder.")
     freeze_unused_mask_token(encoder)
     model = ContrastiveModel(encoder, int(phase.projection_dim), float(phase.temperature))
-    train = _pair_loader(ctx, "train", True, phase.max_batches_per_epoch)
-    val = _pair_loader(ctx, "val", False, phase.max_eval_batches)
+    train, train_pairs = _pair_loader(ctx, "train", True, phase.max_batches_per_epoch)
+    val, val_pairs = _pair_loader(ctx, "val", False, phase.max_eval_batches)
+    drawn = {
+        f"{split}/{k}": v
+        for split, shares in (("train", train_pairs), ("val", val_pairs))
+        for k, v in shares.items()
+    }
 
     def step(model, batch):
         out = model(batch["anchor"], batch["positive"])
@@ -92,6 +107,7 @@ def run(ctx: PhaseContext) -> PhaseOutput:
     directory.mkdir(parents=True, exist_ok=True)
     trainer, metrics = fit_stage(ctx, model, step, train, val, int(phase.epochs), directory, "")
     ctx.log_figure(_similarity_plot(trainer.history), "plots/similarity.png")
+    metrics.update(drawn)  # logged with the phase's final metrics
     if report is not None:
         metrics["init_missing_keys"] = float(len(report.missing))
     return PhaseOutput(
