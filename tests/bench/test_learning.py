@@ -359,4 +359,6 @@ def agrees_with_mlflow(written: dict, work: Path, scratch: Path) -> None:
         trained = "label/train/loss" in finetune.data.metrics
         assert trained != arm.startswith("probe")  # a probe takes no end-to-end step; its readout is refitted
         assert "val_balanced_accuracy_label_refit_head" in finetune.data.metrics
+        if arm.startswith("probe"):  # a linear probe: the refitted layer, whatever it scores
+            assert written[f"labelled_{k}.{arm}.seed{seed}.refit_kept"] == 1.0
     assert all(len(subjects) == 1 for subjects in drawn.values())  # every arm of a seed drew the same subject

@@ -6,7 +6,7 @@ from torch import nn
 
 from eegphase.models.heads import ClassificationHead, RegressionHead
 from eegphase.models.predictor import Predictor
-from eegphase.phases.readout import refit_readout
+from eegphase.phases.readout import head_inputs, refit_readout
 
 
 def _batches(x: np.ndarray, y: np.ndarray, size: int = 64) -> list[dict[str, torch.Tensor]]:
@@ -84,3 +84,29 @@ def test_classification_refit_is_kept_only_when_it_scores_better_on_validation()
     np.testing.assert_allclose(readout.val_outputs, kept_outputs, rtol=1e-4, atol=1e-5)  # the trained layer's
 
     assert torch.equal(model.head.net[-1].weight, weights)
+
+
+def test_a_probe_keeps_the_refit_even_where_the_layer_it_replaces_scores_better():
+    """``always`` (fine-tuning with no epoch: nothing trained competes): the refit is the probe, kept as it is
+    even where the layer in place scores better on validation (here: least squares on the validation windows)."""
+    rng = np.random.default_rng(2)
+    model = _model(RegressionHead(8))
+    x = rng.standard_normal((700, 3, 4)).astype(np.float32)
+    y = (_features(model, x) @ rng.standard_normal(8) + rng.standard_normal(700)).astype(np.float32)
+    model.train()
+    model.head(model.encoder(torch.as_tensor(x[:500])))
+    train, val = _batches(x[:500], y[:500]), _batches(x[500:], y[500:])
+    features, _ = head_inputs(model, val, torch.device("cpu"))
+    design = np.c_[features, np.ones(len(features))]
+    oracle = np.linalg.lstsq(design, y[500:], rcond=None)[0]  # the best linear layer on validation itself
+    with torch.no_grad():
+        model.head.net[-1].weight.copy_(torch.as_tensor(oracle[None, :-1]))
+        model.head.net[-1].bias.fill_(float(oracle[-1]))
+    chosen = refit_readout(model, "regression", "t", train, val, 1, torch.device("cpu"))
+    assert not chosen.kept  # selecting: the layer in place scores better on validation
+    probe = refit_readout(model, "regression", "t", train, val, 1, torch.device("cpu"), always=True)
+    assert probe.kept and probe.scores["readout_refit_kept_t"] == 1.0
+    assert probe.scores["val_nrmse_t_refit_head"] > probe.scores["val_nrmse_t_trained_head"]
+    with torch.no_grad():
+        outputs = model(torch.as_tensor(x[500:])).numpy()
+    np.testing.assert_allclose(probe.val_outputs, outputs, rtol=1e-4, atol=1e-5)  # the model holds the refit

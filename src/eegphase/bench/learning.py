@@ -1,20 +1,20 @@
 """``python -m eegphase.bench learning [--labelled 2,4,all] <data overrides>``: does pretraining help on the
 user's own EEG, and does it help more when labels are scarce?
 
-Runs, through the user-dataset route (one cache prepared first, then one ``python -m eegphase.run -m``
-subprocess over every arm, seed and K, a fresh MLflow sqlite store in the work folder), for each seed and each
-labelled count K (``phases.finetune.labelled_subjects``: K training subjects drawn by the seed, class-balanced
-where the label is per subject, nested so that the 2 are among the 4; ``all``: every one) six arms: the
-supervised ``baseline``, ``no_contrastive`` and ``full``, and three frozen probes that fine-tune no epoch
-(``phases.finetune.epochs=0``: the encoder as it came, read out by the closed-form readout refit alone, see
-``phases.readout``): ``probe_pretrained`` (the ``no_contrastive`` pretrained encoder), ``probe_full`` (after the
-contrastive phase too) and ``probe_random`` (the same architecture untrained). Every arm fine-tunes with no
-head-only epochs and ``readout=refit`` (``FINETUNE``). Only the K subjects' labels reach fine-tuning, the
-readout refit, the band-power reference and the trivial predictor; the validation and test subjects stay whole.
-The key enters the finetune fingerprint only, so pretraining and the contrastive phase read every training
-subject unlabelled (``aux_task=none`` unless the user says otherwise), train once per seed and are reused for
-every K and arm; one process runs every job, so the training code's hash in the fingerprints cannot change
-between them (``gate.seed<s>.pretrain_runs`` counts the pretraining runs a seed's arms read: one).
+Runs, through the user-dataset route (one cache prepared first, then one ``python -m eegphase.run -m`` subprocess
+over every arm, seed and K, a fresh MLflow sqlite store in the work folder), for each seed and each labelled count
+K (``phases.finetune.labelled_subjects``: K training subjects drawn by the seed, class-balanced where the label is
+per subject, nested so that the 2 are among the 4; ``all``: every one) six arms: the supervised ``baseline``,
+``no_contrastive`` and ``full``, and three frozen probes that fine-tune no epoch (``phases.finetune.epochs=0``: the
+encoder as it came, read out by the closed-form readout refit alone, kept whatever its validation score: a linear
+probe, see ``phases.readout``): ``probe_pretrained`` (the ``no_contrastive`` pretrained encoder), ``probe_full``
+(after the contrastive phase too) and ``probe_random`` (the same architecture untrained). Every arm fine-tunes with
+no head-only epochs and ``readout=refit`` (``FINETUNE``). Only the K subjects' labels reach fine-tuning, the
+readout refit, the band-power reference and the trivial predictor; the validation and test subjects stay whole. The
+key enters the finetune fingerprint only, so pretraining and the contrastive phase read every training subject
+unlabelled (``aux_task=none`` unless the user says otherwise), train once per seed and are reused for every K and
+arm; one process runs every job, so the training code's hash in the fingerprints cannot change between them
+(``gate.seed<s>.pretrain_runs`` counts the pretraining runs a seed's arms read: one).
 
 Each seed moves the subject split too (``split.seed=${seed}``, ``seed_all_phases=true``), so the seeds are
 replicates of the whole experiment; every pipeline gets the same fine-tuning budget (``BUDGET``). The ``full``
@@ -247,9 +247,12 @@ def collect(tracking_uri: str, task: Task, experiment: str = "eegphase") -> Coll
         seed = int(run.params["seed"])
         values = {name: float(run.metrics[metric]) for name, metric in names.items() if metric in run.metrics}
         finetune = queries.phase_run_id(run.run_id, "finetune")
-        labelled = queries.run_metrics(finetune).get(f"{task.short}_labelled_subjects") if finetune else None
-        if labelled is not None:
-            values["labelled_subjects"] = float(labelled)
+        tuned = queries.run_metrics(finetune) if finetune else {}
+        # how many subjects' labels it read; whether the readout refit replaced the trained layer (a probe: always)
+        for name, metric in (("labelled_subjects", f"{task.short}_labelled_subjects"),
+                             ("refit_kept", f"readout_refit_kept_{task.short}")):  # fmt: skip
+            if metric in tuned:
+                values[name] = float(tuned[metric])
         out.values[(arm, "all" if count in ("None", "null") else count, seed)] = values
         if arm in PRETRAINED:
             pretrain = queries.phase_run_id(run.run_id, "pretrain")
@@ -334,7 +337,7 @@ def summarise(
     """Per K: each arm's figures per seed and means, the signed gains with t intervals, the gate beside them;
     and what could not be read (a missing run; a metric some runs logged and others did not)."""
     out, passed, errors = gate_results(collected, seeds)
-    names = list(task.metrics())
+    names = [*task.metrics(), "refit_kept"]
     present = {name for values in collected.values.values() for name in values}
     required = {"window", "test_subjects", "labelled_subjects"} | (present & set(names))
     for count in labelled:

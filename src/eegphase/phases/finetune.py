@@ -14,7 +14,8 @@ band-power linear reference fitted on the same training split (``reference``). C
 cross-entropy by the training split's class counts (``class_weights: balanced``).
 ``labelled_subjects: K`` keeps K training subjects' windows (``data.splits.labelled_subjects``), so only their
 labels reach training, the readout refit, the reference and the trivial predictor; ``epochs: 0`` skips the end-to-end
-stage (with ``freeze_epochs: 0`` and ``readout: refit``, a frozen encoder probed by the refitted readout alone).
+stage (with ``freeze_epochs: 0`` and ``readout: refit``, a linear probe of the frozen encoder: the refitted
+layer is kept whatever its validation score, as no trained layer competes with it).
 """
 
 from __future__ import annotations
@@ -350,7 +351,9 @@ def score_task(
     autocast = make_precision(str(ctx.trainer_cfg["precision"]), ctx.device).autocast
     scored = {}  # split -> (outputs, targets) already computed
     if phase.readout == "refit":
-        readout = _refit_readout(ctx, model, kind, short, setup.splits, setup.n_outputs, autocast)
+        # no end-to-end or head-only epoch: the head's last layer is its zero init, nothing trained to prefer
+        probe = int(phase.epochs) == 0 and (ctx.init_from is None or int(phase.freeze_epochs) == 0)
+        readout = _refit_readout(ctx, model, kind, short, setup.splits, setup.n_outputs, autocast, probe)
         metrics.update(readout.scores)
         if readout.kept:
             checkpoint = setup.directory / READOUT_CHECKPOINT
@@ -399,10 +402,11 @@ def _refit_readout(
     splits: dict,
     n_outputs: int,
     autocast: Autocast,
+    always: bool = False,
 ) -> Readout:
     """``readout: refit``: the last head layer refitted in closed form on centred crops of at most
     ``readout_max_windows`` training windows (penalty tuned on as many validation windows), kept in ``model``
-    when it scored better on validation than the trained layer."""
+    when it scored better on validation than the trained layer, or ``always``."""
     limit = ctx.phase_cfg.readout_max_windows
 
     def centred(data: WindowDataset):
@@ -420,6 +424,7 @@ def _refit_readout(
         n_outputs,
         ctx.device,
         autocast,
+        always,
     )
 
 

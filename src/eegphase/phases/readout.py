@@ -75,10 +75,12 @@ def refit_readout(
     n_outputs: int,
     device: torch.device,
     autocast: Autocast = contextlib.nullcontext,
+    always: bool = False,
 ) -> Readout:
     """Refit the last head layer on ``train_loader``'s windows (penalty tuned on ``val_loader``'s); keep it if
-    its validation score beats the trained layer's. Returns both validation scores (metric names carry the
-    task's ``short`` name), whether the refitted layer was kept and its outputs on the validation windows."""
+    its validation score beats the trained layer's, or ``always`` (no layer was trained: a linear probe). Returns
+    both validation scores (metric names carry the task's ``short`` name), whether the refitted layer was kept
+    and its outputs on the validation windows."""
     layer = last_linear(model)
     x_train, y_train = head_inputs(model, train_loader, device, autocast)
     x_val, y_val = head_inputs(model, val_loader, device, autocast)
@@ -98,6 +100,7 @@ def refit_readout(
         before, after = balanced_accuracy(y_val, trained_val.argmax(axis=1)), fit.val_balanced_accuracy
         better = after > before
         names = (f"val_balanced_accuracy_{short}_trained_head", f"val_balanced_accuracy_{short}_refit_head")
+    better = better or always
     kept_layer = (coef.T, intercept) if better else trained
     if better:
         with torch.no_grad():
