@@ -39,6 +39,19 @@ def test_subject_splits_are_disjoint_deterministic_and_sized():
     assert not table["split"].equals(other["split"])
 
 
+def test_each_dataset_is_split_on_its_own_and_a_second_one_moves_nothing():
+    hbn = _subjects(12)
+    tuh = pd.DataFrame({"dataset": "tuh", "subject": [f"T{i:03d}" for i in range(10)]})
+    for seed in range(5):
+        cfg = SplitConfig(seed=seed, fractions=(0.6, 0.2, 0.2))
+        alone = assign_splits(hbn, cfg).set_index("subject")["split"]
+        both = assign_splits(pd.concat([tuh, hbn]), cfg)
+        assert both[both["dataset"] == "hbn"].set_index("subject")["split"].equals(alone)
+        counts = both.groupby("dataset")["split"].value_counts().unstack()
+        assert counts.loc["hbn"].to_dict() == {"test": 2, "train": 8, "val": 2}
+        assert counts.loc["tuh"].to_dict() == {"test": 2, "train": 6, "val": 2}
+
+
 def test_tiny_dataset_keeps_every_split():
     counts = assign_splits(_subjects(4), SplitConfig()).value_counts("split")
     assert counts["val"] == 1 and counts["test"] == 1 and counts["train"] == 2

@@ -50,8 +50,9 @@ def _options() -> list[tuple[str, str]]:
     found = [(group, path.stem) for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))]
     folders = {str(p.parent.relative_to(CONF_DIR)) for p in CONF_DIR.rglob("*.yaml") if p.parent != CONF_DIR}
     # every group folder is covered (phase@phases.* and trainer/phase@phases.*.trainer are composed by every
-    # config; callbacks by every run)
-    assert folders - set(GROUPS) <= {"phase", "trainer/phase", "hydra/callbacks"}, folders - set(GROUPS)
+    # config; callbacks by every run; debug/data by a debug option with its data, see the smoke test below)
+    exempt = {"phase", "trainer/phase", "hydra/callbacks", "debug/data"}
+    assert folders - set(GROUPS) <= exempt, folders - set(GROUPS)
     return found
 
 
@@ -149,3 +150,30 @@ def test_debug_shrinks_an_experiment_instead_of_replacing_it(order):
     # the debug shrink
     assert cfg.model.name == "labram_tiny" and cfg.phases.pretrain.max_batches_per_epoch == 2
     assert cfg.data.root == "data/synthetic-smoke" and check_run_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("data", "root", "generated"),
+    [
+        (["data=hbn"], "data/synthetic-smoke", {"hbn"}),
+        (["data=hbn_tuh", "windows.mixed_ratio={hbn: null, tuh: 0.3}"], "data/synthetic-smoke", {"hbn"}),
+        (["+pipeline=full_tuh"], "data/synthetic-smoke", {"hbn", "tuh"}),
+        (["data=folder", "data.root=/data/mine", "contrastive=none", "tasks=recording_label"], "/data/mine", set()),
+        (["data=folder", "data.root=/data/mine", "contrastive=none", "tasks=recording_label", "~data.generate"],
+         "/data/mine", set()),
+        (["data=tuh", "contrastive=none", "tasks=subject_column", "tasks.column=age"], "data/synthetic-tuh", set()),
+    ],
+    ids=["hbn", "hbn_tuh", "full_tuh", "folder", "folder-without-generate", "tuh"],
+)  # fmt: skip
+def test_smoke_shrinks_a_run_on_any_data(data, root, generated):
+    """debug=smoke swaps in its generated dataset for HBN only; on other data it keeps the recordings and
+    shrinks the rest (it refused to run on a folder before)."""
+    pipeline = [] if "+pipeline=full_tuh" in data else ["+pipeline=full"]
+    cfg = _compose(*pipeline, *data, "debug=smoke")
+    assert cfg.data.root == root and set(cfg.data.get("generate") or {}) == generated
+    assert cfg.model.name == "labram_tiny" and cfg.phases.finetune.max_batches_per_epoch == 3
+    assert check_run_config(cfg)
+    plain = _compose(*pipeline, *data)
+    assert plain.model.name != "labram_tiny" and plain.data.root == (
+        "data/synthetic-hbn" if generated else root
+    )

@@ -149,14 +149,12 @@ def _train_mean_nrmse(cache: Path, split: str) -> float:
     [
         (["+pipeline=full", "tasks=recording_label"], ["contrastive=none", "+pipeline=no_contrastive"]),
         (["+pipeline=baseline"], ["task 'challenge1' reads mode 'challenge1'", "tasks=recording_label"]),
-        (["+pipeline=baseline", "debug=smoke"], ["debug=smoke", "data=hbn", "~data.generate"]),
         (["+pipeline=baseline", "tasks=subject_column", "tasks.column=Empty"],
          ["target column 'Empty' holds no values"]),
         (["+pipeline=baseline", "tasks=recording_label", "split.fractions=[0.5,0,0.5]"],
          ["task 'label'", "no windows with a value of 'label' in the val split"]),
     ],
-    ids=["contrastive-without-movies", "challenge-task-on-folder", "smoke-on-folder", "empty-target",
-         "empty-split"],
+    ids=["contrastive-without-movies", "challenge-task-on-folder", "empty-target", "empty-split"],
 )  # fmt: skip
 def test_a_run_that_cannot_work_stops_before_training_by_name(folder, tmp_path, overrides, named):
     proc = run(tmp_path, folder, *overrides)

@@ -1,7 +1,10 @@
 """Subject-level train/val/test splits: deterministic from a seed, and the same for every mode.
 
 Splits are drawn over every subject in the cache (not per mode), so a subject that is held out for
-fine-tuning is held out of pretraining and contrastive learning as well.
+fine-tuning is held out of pretraining and contrastive learning as well. Each dataset is split on its own, at
+the same fractions, so that another dataset in the cache (TUH beside HBN) neither takes the HBN subjects'
+share of val and test nor moves which HBN subjects land there: ``data=hbn_tuh`` holds out the HBN subjects
+``data=hbn`` holds out.
 """
 
 from __future__ import annotations
@@ -71,12 +74,14 @@ def assign_splits(subjects: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
         table["split"] = table["release"].astype(str).map(lookup)
         return table.dropna(subset=["split"]).reset_index(drop=True)
     rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(len(table))
-    n_train, n_val, _ = _split_counts(len(table), cfg.fractions)
     labels = np.empty(len(table), dtype=object)
-    labels[order[:n_train]] = "train"
-    labels[order[n_train : n_train + n_val]] = "val"
-    labels[order[n_train + n_val :]] = "test"
+    # one generator, datasets in sorted order: a cache of one dataset draws what it always drew
+    for _, rows in sorted(table.groupby("dataset").indices.items()):
+        order = rows[rng.permutation(len(rows))]
+        n_train, n_val, _ = _split_counts(len(rows), cfg.fractions)
+        labels[order[:n_train]] = "train"
+        labels[order[n_train : n_train + n_val]] = "val"
+        labels[order[n_train + n_val :]] = "test"
     table["split"] = labels
     return table
 

@@ -73,16 +73,16 @@ def _plain(node) -> dict:
 
 
 def _check_generated_sources(cfg: DictConfig) -> None:
-    """``data.generate`` (debug=smoke) makes synthetic data for sources of the data config only."""
+    """``data.generate`` makes synthetic data for sources of the data config only (debug=smoke fills it for
+    data=hbn and hbn_tuh alone, conf/debug/data/)."""
     generate = cfg.data.get("generate") or {}
     sources = cfg.data.get("sources") or {}
     foreign = [name for name in generate if name not in sources]
     if foreign:
         data = cfg.data.get("name", "?")
         raise ValueError(
-            f"data.generate makes synthetic {foreign} data (debug=smoke does) but data={data} has no "
-            f"such source (data.sources: {list(sources)}): run debug=smoke with data=hbn, or keep "
-            f"data={data} and add ~data.generate to shrink a run on your own recordings"
+            f"data.generate makes synthetic {foreign} data but data={data} has no such source "
+            f"(data.sources: {list(sources)}): remove those entries (~data.generate.<source>)"
         )
 
 
