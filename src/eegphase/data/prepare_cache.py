@@ -24,7 +24,8 @@ from eegphase.locks import file_lock
 from eegphase.paths import require_writable
 
 log = logging.getLogger(__name__)
-WINDOWS_VERSION = 4  # bump when a table's content changes (3: movie time from the sample grid; 4: splits per dataset)
+# bump when a table's content changes (3: movie time from the sample grid; 4: splits drawn per dataset)
+WINDOWS_VERSION = 4
 
 
 def prepare(
