@@ -165,6 +165,17 @@ def test_a_run_that_cannot_work_stops_before_training_by_name(folder, tmp_path, 
     assert not list(tmp_path.glob("outputs/phases/finetune-*"))
 
 
+@pytest.mark.slow  # a whole (smoke) pipeline on the real folder
+def test_smoke_shrinks_a_run_on_the_users_folder(folder, tmp_path):
+    """debug=smoke on a folder (it refused to run before): the user's recordings, the smoke's shrink."""
+    proc = run(tmp_path, folder, "+pipeline=baseline", "tasks=recording_label", "debug=smoke")
+    finished(proc)
+    assert not (tmp_path / "data").exists()  # no generated dataset in place of the folder
+    assert list(tmp_path.glob("outputs/smoke-phases/finetune-*"))  # the smoke's work_dir
+    parent = phase_runs(tmp_path).query("`tags.eegphase.phase` == 'pipeline'").iloc[0]
+    assert parent["status"] == "FINISHED" and 0.0 <= parent["metrics.test_balanced_accuracy_label"] <= 1.0
+
+
 def test_a_sweep_minimises_the_tasks_own_scores_not_their_companions():
     from eegphase.run import objective
 
