@@ -90,6 +90,23 @@ def test_configs_differ_by_varying_params_and_pair_with_the_matching_baseline():
     assert math.isnan(table.loc["baseline [model.name=labram]", "test_score_diff_mean"])
 
 
+def test_a_split_seed_that_follows_the_seed_is_a_replicate_not_a_configuration():
+    """experiment=ablation logs split.seed=${seed}: its three seeds are one configuration with an interval."""
+    runs = []
+    for i, seed in enumerate((0, 1, 2)):
+        for pipeline, score in (("baseline", 1.0 + seed / 10), ("full", 0.9 + seed / 10)):
+            run = _run(f"{pipeline}{seed}", pipeline, seed, "labram", score, 2 * i + (pipeline == "full"))
+            run.params["split.seed"] = str(seed)
+            runs.append(run)
+    table = comparison_table(runs_frame(runs, METRICS), METRICS).set_index("config")
+    assert set(table.index) == {"baseline", "full"}
+    assert table.loc["full", "test_score_diff_n"] == 3
+    assert table.loc["full", "test_score_diff_mean"] == pytest.approx(-0.1)
+    for run in runs:  # a split seed swept on its own (one training seed) stays a configuration
+        run.params["split.seed"] = str(7 if run.run_id.endswith("2") else 3)
+    assert "full [split.seed=7]" in set(runs_frame(runs, METRICS)["config"])
+
+
 def test_markdown_says_na_for_a_single_seed():
     runs = [_run("b0", "baseline", 0, "labram", 1.0, 1), _run("f0", "full", 0, "labram", 0.75, 2)]
     text = markdown_table(comparison_table(runs_frame(runs, METRICS), METRICS), METRICS)

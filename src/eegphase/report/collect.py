@@ -32,8 +32,19 @@ def varying_params(runs: list[PipelineRun]) -> list[str]:
     keys: set[str] = set()
     for group in by_pipeline.values():
         names = {k for run in group for k in run.params if is_choice(k)}
-        keys.update(k for k in names if len({run.params.get(k) for run in group}) > 1)
+        keys.update(
+            k
+            for k in names
+            if len({run.params.get(k) for run in group}) > 1 and not _follows_the_seed(k, group)
+        )
     return sorted(keys)
+
+
+def _follows_the_seed(param: str, runs: list[PipelineRun]) -> bool:
+    """Whether ``param`` equals each run's seed (``split.seed=${seed}`` under experiment=ablation): a replicate
+    axis like the seed, not a configuration (else each seed of the ablation would be a configuration of one
+    run, with no interval)."""
+    return all(run.params.get(param) == run.params.get("seed") is not None for run in runs)
 
 
 def config_label(pipeline: str, choices: dict[str, str]) -> str:
