@@ -169,6 +169,16 @@ def test_the_fine_tuning_layer_decay_enters_the_finetune_fingerprint_only():
     assert all(wider[p] != base[p] for p in PHASES)
 
 
+def test_the_pretraining_lr_enters_the_pretrain_fingerprint_only():
+    """Upstream fingerprints carry it further down a pipeline; the baseline's fine-tuning is not retrained."""
+    base, faster = _fingerprints(), _fingerprints("model.pretrain_lr=1.0e-2")
+    assert faster["pretrain"] != base["pretrain"]
+    assert {p: faster[p] for p in ("contrastive", "finetune")} == {
+        p: base[p] for p in ("contrastive", "finetune")
+    }
+    assert _compose("+pipeline=full", "model.pretrain_lr=1.0e-2").phases.pretrain.lr == 1.0e-2
+
+
 @pytest.mark.parametrize("option", sorted(path.stem for path in CONF_DIR.glob("model/*.yaml")))
 def test_every_model_config_sets_every_model_key(option):
     """The model schema has no defaults: each conf/model file (or the file it extends) writes them all."""

@@ -28,7 +28,7 @@ DEPENDS_ON = {
 }
 # Keys of a shared group that one phase alone reads: the other phases' fingerprints leave them out, so a sweep
 # over them (model.finetune_layer_decay=0.65,null) reuses the upstream phases instead of retraining them.
-READ_BY_ONE_PHASE = {("model", "finetune_layer_decay"): "finetune"}
+READ_BY_ONE_PHASE = {("model", "finetune_layer_decay"): "finetune", ("model", "pretrain_lr"): "pretrain"}
 
 
 # Code that shapes what a phase computes; tracking, reports, export, benchmarks and the generator do not.

@@ -22,6 +22,7 @@ class ModelSchema:
     name: str = MISSING  # the short name (model=<name>): labels runs and messages
     encoder: dict[str, Any] = MISSING  # {_target_: an nn.Module class, **its arguments} (hydra instantiate)
     pretrain_objective: str | None = MISSING  # mem | jepa | None (the model has none)
+    pretrain_lr: float | None = MISSING  # phases.pretrain.lr (None: the model has no pretraining objective)
     finetune_layer_decay: float | None = MISSING  # per-block lr decay when fine-tuned (LaBraM-base: 0.65)
     channel_adapter: str = MISSING  # zero_pad (datasets pad onto HydroCel-129) | perceiver (learned)
 
@@ -70,7 +71,7 @@ class PretrainSchema:
     batch_size: int = MISSING
     max_batches_per_epoch: int | None = MISSING
     max_eval_batches: int | None = MISSING
-    lr: float = MISSING
+    lr: float | None = MISSING  # model.pretrain_lr (None: a model without pretraining)
     weight_decay: float = MISSING
     warmup_epochs: float = MISSING
     seed: int = MISSING
